@@ -1,0 +1,210 @@
+"""HW-NAS-Bench hardware costs for the NAS-Bench-201 space, one table per dataset.
+
+Reads the official ``HW-NAS-Bench-v1_0.pickle`` (https://github.com/GATECH-EIC/HW-NAS-Bench), whose
+layout is ``d["nasbench201"][dataset][metric]`` = 15625 numbers indexed by the NB201 arch index and
+``d["nasbench201"][dataset]["config"]`` = one dict per arch holding its ``arch_str``. Metrics are
+``{device}_{latency|energy}`` (latency in ms, energy in mJ per image) plus
+``eyeriss_arithmetic_intensity`` (a dimensionless ratio). Missing values become NaN: NaN in the file,
+and any negative value (the official file marks missing edgetpu latencies with -1).
+
+Security: the file is a Python pickle, and unpickling can run arbitrary code. Load only files you
+trust (the official release, or one made by ``python ../shared/tools/prepare_data.py DIR``).
+
+Must not import ``evolve``.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+HW_DEVICES = ("edgegpu", "raspi4", "edgetpu", "pixel3", "eyeriss", "fpga")
+HW_METRICS = {
+    "edgegpu": ("latency", "energy"),
+    "raspi4": ("latency",),
+    "edgetpu": ("latency",),
+    "pixel3": ("latency",),
+    "eyeriss": ("latency", "energy"),
+    "fpga": ("latency", "energy"),
+}
+# Also in the file (and in frame()/lookup()), but not a cost to minimise: not listed in HW_METRICS.
+EXTRA_METRICS = ("eyeriss_arithmetic_intensity",)
+UNITS = {"latency": "ms", "energy": "mJ"}
+HWNASBENCH_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+HWNASBENCH_URL = "https://raw.githubusercontent.com/GATECH-EIC/HW-NAS-Bench/main/HW-NAS-Bench-v1_0.pickle"
+# The repository's default branch was "master" in its early README links; tried if "main" is not found.
+_FALLBACK_URLS = (HWNASBENCH_URL.replace("/main/", "/master/"),)
+_PICKLE_NAME = "HW-NAS-Bench-v1_0.pickle"
+_SEARCH_SPACE = "nasbench201"
+_METRIC_ORDER = tuple(f"{d}_{m}" for d in HW_DEVICES for m in HW_METRICS[d]) + EXTRA_METRICS
+
+
+def _default_pickle() -> Path:
+    return Path(os.environ.get("HWNAS_DATA", "data")).expanduser() / _PICKLE_NAME
+
+
+def _as_list(arch_strs: Sequence[str] | str) -> list[str]:
+    if isinstance(arch_strs, str):
+        return [arch_strs.strip()]
+    return [str(s).strip() for s in arch_strs]
+
+
+def download(dest: str | os.PathLike, url: str = HWNASBENCH_URL) -> Path:
+    """Fetch the HW-NAS-Bench pickle to ``dest`` (tqdm bar; temp file + ``os.replace``, so a failed
+    download leaves nothing behind). Tries the ``master`` branch URL if ``main`` answers 404."""
+    from tqdm.auto import tqdm
+
+    dest = Path(dest).expanduser()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    urls = [url] + [u for u in _FALLBACK_URLS if url == HWNASBENCH_URL]
+    for k, u in enumerate(urls):
+        try:
+            response = urllib.request.urlopen(u, timeout=60)
+        except urllib.error.HTTPError as e:
+            if e.code == 404 and k + 1 < len(urls):
+                continue
+            raise OSError(f"downloading HW-NAS-Bench from {u} failed: HTTP {e.code}") from None
+        except urllib.error.URLError as e:
+            raise OSError(f"downloading HW-NAS-Bench from {u} failed: {e.reason}") from None
+        break
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with response, os.fdopen(fd, "wb") as f:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+                while chunk := response.read(1 << 20):
+                    f.write(chunk)
+                    bar.update(len(chunk))
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
+
+
+class HWNASBench:
+    """HW-NAS-Bench hardware metrics for NAS-Bench-201, keyed by arch index and arch string.
+
+    ``frame(dataset)`` has index ``arch_index`` and columns ``arch_str`` plus one float column per
+    metric ``f"{device}_{metric}"`` (latency ms, energy mJ), NaN where HW-NAS-Bench has no value.
+    """
+
+    def __init__(self, tables: Mapping[str, pd.DataFrame], source: str = "") -> None:
+        if not tables:
+            raise ValueError(f"HW-NAS-Bench data from {source or 'dict'} has no dataset")
+        self._tables = dict(tables)
+        self._rows = {ds: pd.Index(t["arch_str"]) for ds, t in self._tables.items()}
+        self.source = source
+
+    def __repr__(self) -> str:
+        return f"HWNASBench(datasets={self.datasets()}, source={self.source!r})"
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "") -> "HWNASBench":
+        """Build from the unpickled official structure ``{"nasbench201": {dataset: {metric: values,
+        "config": [{"arch_str": ...}, ...]}}}`` (other search spaces, e.g. ``fbnet``, are ignored)."""
+        where = source or "dict"
+        if not isinstance(data, Mapping) or _SEARCH_SPACE not in data:
+            raise ValueError(f"{where} is not an HW-NAS-Bench file: no {_SEARCH_SPACE!r} entry")
+        tables = {}
+        for ds, entry in data[_SEARCH_SPACE].items():
+            configs = entry.get("config")
+            if configs is None:
+                raise ValueError(f"{where}: dataset {ds!r} has no 'config' list with arch strings")
+            n = len(configs)
+            columns = {"arch_str": [str(c["arch_str"]).strip() for c in configs]}
+            names = [m for m in _METRIC_ORDER if m in entry]
+            names += sorted(m for m in entry if m != "config" and m not in _METRIC_ORDER)
+            for name in names:
+                try:
+                    values = np.asarray(entry[name], dtype=float).reshape(-1)
+                except (TypeError, ValueError):
+                    continue  # not a per-arch numeric list
+                if len(values) != n:
+                    raise ValueError(f"{where}: {ds}/{name} has {len(values)} values for {n} archs")
+                columns[name] = np.where(values < 0, np.nan, values)  # negative = missing (edgetpu -1)
+            frame = pd.DataFrame(columns, index=pd.RangeIndex(n, name="arch_index"))
+            dup = frame["arch_str"].duplicated()
+            if dup.any():
+                raise ValueError(f"{where}: {ds} has duplicate arch_str {frame['arch_str'][dup].iloc[0]!r}")
+            tables[str(ds)] = frame
+        order = [d for d in HWNASBENCH_DATASETS if d in tables] + sorted(set(tables) - set(HWNASBENCH_DATASETS))
+        return cls({d: tables[d] for d in order}, source=source)
+
+    @classmethod
+    def from_pickle(cls, path: str | os.PathLike) -> "HWNASBench":
+        """Read an HW-NAS-Bench pickle. Unpickling runs code: pass only trusted files."""
+        path = Path(path).expanduser()
+        with open(path, "rb") as f:
+            data = pickle.load(f)  # noqa: S301 - the benchmark's official format; trusted files only
+        return cls.from_dict(data, source=str(path))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None, download: bool = False) -> "HWNASBench":
+        """Load ``path`` (``None`` -> ``$HWNAS_DATA/HW-NAS-Bench-v1_0.pickle``).
+
+        With ``download=True`` a missing file is fetched from ``HWNASBENCH_URL`` first; otherwise a
+        missing file raises ``FileNotFoundError`` (one line). Only load trusted pickles.
+        """
+        path = _default_pickle() if path is None else Path(path).expanduser()
+        if not path.is_file():
+            if not download:
+                raise FileNotFoundError(
+                    f"HW-NAS-Bench pickle not found: {path}; get it with HWNASBench.load(download=True), "
+                    f"python ../shared/tools/prepare_data.py DIR, or from {HWNASBENCH_URL}"
+                )
+            _download(path)
+        return cls.from_pickle(path)
+
+    # ------------------------------------------------------------------ queries
+    def datasets(self) -> list[str]:
+        """Datasets in this file (the official one has cifar10, cifar100, ImageNet16-120)."""
+        return list(self._tables)
+
+    def _table(self, dataset: str) -> pd.DataFrame:
+        if dataset not in self._tables:
+            raise ValueError(f"unknown HW-NAS-Bench dataset {dataset!r}; valid: {', '.join(self._tables)}")
+        return self._tables[dataset]
+
+    def frame(self, dataset: str = "cifar10") -> pd.DataFrame:
+        """A copy of the dataset's table: index ``arch_index``; ``arch_str`` + metric columns (NaN = missing)."""
+        return self._table(dataset).copy()
+
+    def metrics(self, dataset: str = "cifar10") -> list[str]:
+        """Metric columns with at least one value, e.g. ``edgegpu_latency`` (ms), ``fpga_energy`` (mJ)."""
+        t = self._table(dataset)
+        return [c for c in t.columns if c != "arch_str" and t[c].notna().any()]
+
+    def coverage(self, dataset: str = "cifar10") -> pd.Series:
+        """Fraction of archs (0..1) with a value, per metric column."""
+        t = self._table(dataset).drop(columns="arch_str")
+        return t.notna().mean().rename("coverage")
+
+    def lookup(self, arch_strs: Sequence[str] | str, metric: str, dataset: str = "cifar10") -> np.ndarray:
+        """Metric values (float64; latency ms, energy mJ) for the given arch strings, NaN where
+        HW-NAS-Bench has none. Unknown metric/dataset -> ``ValueError``; an arch string outside the
+        NAS-Bench-201 space -> ``KeyError``."""
+        t = self._table(dataset)
+        if metric == "arch_str" or metric not in t.columns:
+            raise ValueError(
+                f"unknown HW-NAS-Bench metric {metric!r} for {dataset}; "
+                f"valid: {', '.join(c for c in t.columns if c != 'arch_str')}"
+            )
+        keys = _as_list(arch_strs)
+        pos = self._rows[dataset].get_indexer(keys)
+        if (pos < 0).any():
+            missing = [k for k, p in zip(keys, pos) if p < 0]
+            more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+            raise KeyError(f"arch_str not in HW-NAS-Bench {dataset} table: {missing[0]!r}{more}")
+        return t[metric].to_numpy(dtype=float)[pos]
+
+
+_download = download  # HWNASBench.load's ``download`` flag shadows the function name inside it

@@ -1,0 +1,133 @@
+"""What a training mode is: how one batch updates the supernet's weights (and architecture parameters).
+
+One trainer loop (`supernet.trainer`) serves every mode; a mode plugs in through `train_step`,
+`eval_archs`, `summary` and its `state_dict` (the checkpointables beyond the model and the weight
+optimizer, which the trainer owns).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..spaces.base import Arch, SearchSpace
+
+GRAD_CLIP = 5.0
+
+
+class TrainingMode:
+    """Base class: uniform defaults; subclasses override `train_step` and, if they learn an arch, the rest."""
+
+    name = ""
+    bilevel = False  # True: each step also takes a batch of the held-out split for the arch update
+
+    def __init__(self, model: nn.Module, space: SearchSpace, weight_optimizer: torch.optim.Optimizer,
+                 seed: int = 0, **options: Any):
+        self.model = model
+        self.space = space
+        self.weight_optimizer = weight_optimizer
+        self.generator = torch.Generator().manual_seed(seed)
+        self.epoch, self.epochs = 0, 1
+        self.options = options
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        """Called before each epoch (0-based) of `epochs`."""
+        self.epoch, self.epochs = epoch, epochs
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, val: tuple[torch.Tensor, torch.Tensor] | None = None
+                   ) -> tuple[float, torch.Tensor]:
+        """Update on one batch; returns (loss, logits)."""
+        raise NotImplementedError
+
+    def weight_update(self, loss: torch.Tensor) -> None:
+        """Backward, clip (norm 5) and step the network weights."""
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
+        self.weight_optimizer.step()
+
+    def eval_archs(self) -> list[Arch]:
+        """Archs whose held-out accuracy the trainer logs each epoch."""
+        raise NotImplementedError
+
+    def summary(self) -> dict[str, Any]:
+        """What the run learned, for the log and `result.json` (derived arch for DARTS/GDAS)."""
+        return {}
+
+    def arch_parameters(self) -> list[torch.Tensor]:
+        return []
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class ArchParameterMode(TrainingMode):
+    """Shared part of DARTS and GDAS: architecture logits alpha (edges x ops) trained with Adam on the
+    held-out split, a derived arch (argmax per edge), and a warning when it collapses to skips."""
+
+    bilevel = True
+
+    def __init__(self, model, space, weight_optimizer, seed=0, arch_lr: float = 3e-4,
+                 arch_weight_decay: float = 1e-3, **options):
+        super().__init__(model, space, weight_optimizer, seed=seed, **options)
+        shape = (len(space.num_choices), max(space.num_choices))
+        self.alpha = nn.Parameter(1e-3 * torch.randn(shape, generator=self.generator))
+        self.arch_optimizer = torch.optim.Adam([self.alpha], lr=arch_lr, betas=(0.5, 0.999),
+                                               weight_decay=arch_weight_decay)
+
+    def arch_parameters(self) -> list[torch.Tensor]:
+        return [self.alpha]
+
+    def derived_arch(self) -> Arch:
+        return tuple(int(i) for i in self.alpha.detach().argmax(dim=1))
+
+    def eval_archs(self) -> list[Arch]:
+        return [self.derived_arch()]
+
+    def summary(self) -> dict[str, Any]:
+        arch = self.derived_arch()
+        ops = getattr(self.space, "ops", None)
+        skip = ops.index("skip_connect") if ops and "skip_connect" in ops else None
+        frac = sum(a == skip for a in arch) / len(arch) if skip is not None else None
+        out = {"derived_arch": self.space.to_str(arch), "skip_fraction": frac,
+               "alpha_softmax": torch.softmax(self.alpha.detach(), dim=1).tolist()}
+        if frac is not None and frac >= 0.5:
+            out["warning"] = (f"derived arch collapsed towards skip_connect ({frac:.0%} of edges): "
+                              "a known failure of differentiable NAS")
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "alpha": self.alpha.detach().clone(),
+                "arch_optimizer": self.arch_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        with torch.no_grad():
+            self.alpha.copy_(state["alpha"])
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, y)
+
+
+def fixed_panel(space: SearchSpace, seed: int, k: int, alive: Any = None) -> list[Arch]:
+    """`k` archs drawn with a fixed seed, skipping those `alive` rejects (e.g. cells with no live edge)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out: list[Arch] = []
+    while len(out) < k:
+        a = space.sample(rng)
+        if alive is None or alive(a):
+            out.append(a)
+    return out
+
+
+def as_arch(indices: Sequence[int]) -> Arch:
+    return tuple(int(i) for i in indices)

@@ -1,0 +1,26 @@
+"""SPOS: each step trains one path drawn uniformly at random (Guo et al., single-path one-shot)."""
+from __future__ import annotations
+
+import torch
+
+from ..nb201_net import live_edges
+from .base import TrainingMode, as_arch, cross_entropy, fixed_panel
+
+
+class SPOS(TrainingMode):
+    name = "spos"
+    EVAL_PANEL = 4
+
+    def sample_arch(self):
+        return as_arch(torch.randint(n, (1,), generator=self.generator).item() for n in self.space.num_choices)
+
+    def train_step(self, x, y, val=None):
+        arch = self.sample_arch()
+        logits = self.model(x, arch)
+        loss = cross_entropy(logits, y)
+        self.weight_update(loss)
+        return loss.item(), logits.detach()
+
+    def eval_archs(self):
+        # A fixed panel (seeded, cells with a live edge only) so epochs are comparable.
+        return fixed_panel(self.space, seed=2024, k=self.EVAL_PANEL, alive=lambda a: bool(live_edges(a)))

@@ -1,0 +1,154 @@
+"""The NAS-Bench-201 network: one class serves as the weight-sharing supernet and as a standalone subnet.
+
+Macro skeleton of the benchmark: 3x3 stem conv + BN, three stages of N cells (C, 2C, 4C channels)
+separated by residual reduction blocks, BN + ReLU, global average pooling, a linear classifier.
+A cell has 4 nodes; node j sums op_{i->j}(node_i) over i < j; node 3 is the output.
+
+The supernet holds all candidate ops on every edge; a subnet holds only its arch's ops, under the same
+parameter names, so `subnet.load_state_dict(supernet's matching entries)` is weight inheritance and both
+compute the same function. Three forward styles:
+  - single path  `net(x, arch)`: only the arch's ops run; no op runs for `none`, edges that cannot
+    reach the cell output are skipped, and a node with no live input is an exact zero;
+  - mixture      `net(x, weights=W)` with W (6, 5): DARTS' softmax relaxation, `none` contributes 0;
+  - hard Gumbel  `net(x, hard=(H, index))`: GDAS; exactly one op runs per edge, H carries the
+    straight-through gradient.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+from .ops import NB201_OPS, ResidualReduction, make_op
+
+EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # official edge order: (source, target)
+NONE = 0
+
+
+def live_edges(arch: Sequence[int]) -> list[int]:
+    """Indices of the edges whose op must run for `arch`: not `none`, fed by a node that carries signal
+    from the cell input, and leading to the cell output."""
+    reach = {0}
+    for j in (1, 2, 3):
+        if any(arch[e] != NONE and s in reach for e, (s, t) in enumerate(EDGES) if t == j):
+            reach.add(j)
+    useful = {3}
+    for j in (2, 1):
+        if any(arch[e] != NONE and t in useful for e, (s, t) in enumerate(EDGES) if s == j):
+            useful.add(j)
+    return [e for e, (s, t) in enumerate(EDGES) if arch[e] != NONE and s in reach and t in useful]
+
+
+class Edge(nn.Module):
+    """The candidate ops of one edge, keyed by op name (only those a subnet keeps)."""
+
+    def __init__(self, channels: int, op_names: Sequence[str], affine: bool, track: bool):
+        super().__init__()
+        self.ops = nn.ModuleDict({n: make_op(n, channels, affine, track) for n in op_names if n != "none"})
+
+    def forward(self, x: torch.Tensor, op: int) -> torch.Tensor:
+        return self.ops[NB201_OPS[op]](x)
+
+
+class Cell(nn.Module):
+    """One NB201 cell; edges hold all ops (supernet) or one op each (subnet)."""
+
+    def __init__(self, channels: int, ops_per_edge: Sequence[Sequence[str]], affine: bool, track: bool):
+        super().__init__()
+        self.edges = nn.ModuleList(Edge(channels, names, affine, track) for names in ops_per_edge)
+
+    def forward_path(self, x: torch.Tensor, arch: Sequence[int], live: Sequence[int]) -> torch.Tensor:
+        nodes: list[torch.Tensor | None] = [x, None, None, None]
+        for e in live:
+            s, t = EDGES[e]
+            y = self.edges[e](nodes[s], arch[e])
+            nodes[t] = y if nodes[t] is None else nodes[t] + y
+        return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
+
+    def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for j in (1, 2, 3):
+            total = 0
+            for e, (s, t) in enumerate(EDGES):
+                if t != j:
+                    continue
+                for k, name in enumerate(NB201_OPS):
+                    if name != "none":
+                        total = total + weights[e, k] * self.edges[e].ops[name](nodes[s])
+            nodes.append(total if torch.is_tensor(total) else torch.zeros_like(x))
+        return nodes[3]
+
+    def forward_hard(self, x: torch.Tensor, hard: torch.Tensor, index: Sequence[int]) -> torch.Tensor:
+        nodes = [x]
+        for j in (1, 2, 3):
+            total = 0
+            for e, (s, t) in enumerate(EDGES):
+                if t != j:
+                    continue
+                k = int(index[e])
+                # The other ops' weights are 0 in value but carry GDAS' straight-through gradient.
+                rest = hard[e].sum() - hard[e, k]
+                y = nodes[s] * 0 if k == NONE else self.edges[e](nodes[s], k)
+                total = total + hard[e, k] * y + rest
+            nodes.append(total)
+        return nodes[3]
+
+
+class NB201Network(nn.Module):
+    """NB201 supernet (`arch=None`) or subnet (`arch` given: only its ops are built)."""
+
+    def __init__(self, channels: int = 16, cells: int = 5, num_classes: int = 10,
+                 arch: Sequence[int] | None = None, affine: bool = False, track_running_stats: bool = True):
+        super().__init__()
+        self.config = dict(channels=channels, cells=cells, num_classes=num_classes,
+                           affine=affine, track_running_stats=track_running_stats)
+        self.arch = tuple(arch) if arch is not None else None
+        if self.arch is None:
+            ops_per_edge = [NB201_OPS] * len(EDGES)
+        else:
+            ops_per_edge = [[NB201_OPS[a]] for a in self.arch]
+        C = channels
+        self.stem = nn.Sequential(nn.Conv2d(3, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+        layers: list[nn.Module] = []
+        for stage in range(3):
+            if stage:
+                layers.append(ResidualReduction(C, 2 * C, affine=True, track_running_stats=track_running_stats))
+                C *= 2
+            layers += [Cell(C, ops_per_edge, affine, track_running_stats) for _ in range(cells)]
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Sequential(nn.BatchNorm2d(C), nn.ReLU(inplace=False))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C, num_classes)
+
+    def forward(self, x: torch.Tensor, arch: Sequence[int] | None = None, weights: torch.Tensor | None = None,
+                hard: tuple[torch.Tensor, Sequence[int]] | None = None) -> torch.Tensor:
+        """Logits. Give exactly one of `arch` (single path), `weights` (DARTS) or `hard` (GDAS);
+        a subnet uses its own arch when none is given."""
+        if arch is None and weights is None and hard is None:
+            if self.arch is None:
+                raise ValueError("a supernet forward needs arch=..., weights=... or hard=...")
+            arch = self.arch
+        live = live_edges(arch) if arch is not None else None
+        x = self.stem(x)
+        for layer in self.layers:
+            if not isinstance(layer, Cell):
+                x = layer(x)
+            elif arch is not None:
+                x = layer.forward_path(x, arch, live)
+            elif weights is not None:
+                x = layer.forward_mixture(x, weights)
+            else:
+                x = layer.forward_hard(x, hard[0], hard[1])
+        x = self.pool(self.head(x)).flatten(1)
+        return self.classifier(x)
+
+    def inherit_from(self, supernet: "NB201Network") -> "NB201Network":
+        """Copy the matching weights and BN statistics of `supernet` into this subnet."""
+        own = self.state_dict()
+        theirs = supernet.state_dict()
+        missing = [k for k in own if k not in theirs]
+        if missing:
+            raise ValueError(f"supernet lacks parameter '{missing[0]}': it was built with another config")
+        self.load_state_dict({k: theirs[k] for k in own})
+        return self

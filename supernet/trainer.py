@@ -1,0 +1,235 @@
+"""One training loop for every supernet mode: progress bar, per-epoch metrics log, atomic checkpoint
+each epoch, exact resume.
+
+A run folder holds `config.json`, `supernet.pt` (the checkpoint: model, weight optimizer, scheduler,
+the mode's state such as architecture parameters and their optimizer, epoch, every RNG state),
+`metrics.csv` (one row per epoch) and `result.json` (the final summary).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .bn import batch_statistics
+from .checkpoint import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint, rng_states,
+                         set_rng_states)
+from .data import DATASETS, TensorBatches, load_dataset, make_splits
+from .modes import get_mode, list_modes
+from .spaces import get_space
+
+CHECKPOINT = "supernet.pt"
+# Settings a resumed run must share with the checkpoint it continues (epochs may grow; out/device may move).
+_SAME_ON_RESUME = ("space", "mode", "dataset", "channels", "cells", "max_images", "batch_size", "seed",
+                   "lr", "weight_decay", "order", "arch_lr", "protocol")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a supernet training run (the CLI's `hwnas train` options)."""
+
+    space: str = "nb201"
+    mode: str = "spos"
+    dataset: str = "cifar10"
+    epochs: int = 1
+    channels: int = 16
+    cells: int = 5
+    max_images: int | None = None
+    batch_size: int = 64
+    seed: int = 0
+    out: str = "runs/default"
+    lr: float = 0.025
+    weight_decay: float = 5e-4
+    arch_lr: float = 3e-4
+    order: int = 1
+    protocol: str = "search"
+    data: str | None = None
+    device: str = "cpu"
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> "TrainConfig":
+        """Check every value, raising ValueError with one line naming the bad one and the valid ones."""
+        get_space(self.space)
+        get_mode(self.mode)
+        if self.dataset not in DATASETS:
+            raise ValueError(f"unknown dataset '{self.dataset}'; valid: {', '.join(DATASETS)}")
+        for name in ("epochs", "channels", "cells", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.max_images is not None and int(self.max_images) < 1:
+            raise ValueError(f"--max-images must be >= 1, got {self.max_images}")
+        if self.order not in (1, 2):
+            raise ValueError(f"--order must be 1 or 2, got {self.order}")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device '{self.device}' is not available here; valid: cpu")
+        return self
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        bad = sorted(set(values) - known)
+        if bad:
+            raise ValueError(f"unknown training option '{bad[0]}'; valid: {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+class _Log:
+    """Epoch rows, rewritten atomically to metrics.csv each epoch."""
+
+    def __init__(self, path: Path, rows: list[dict[str, Any]] | None = None):
+        self.path, self.rows = path, rows or []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        cols: list[str] = []
+        for r in self.rows:
+            cols += [c for c in r if c not in cols]
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols)
+        w.writeheader()
+        w.writerows(self.rows)
+        atomic_write_text(self.path, buf.getvalue())
+
+
+def build_run(cfg: TrainConfig):
+    """Space, supernet, data splits, weight optimizer, scheduler and mode for `cfg` (no training)."""
+    space = get_space(cfg.space)
+    raw = load_dataset(cfg.dataset, cfg.data)
+    splits = make_splits(raw, protocol=cfg.protocol, max_images=cfg.max_images, seed=cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=raw.num_classes).to(cfg.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                                weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=1e-3 * cfg.lr / 0.025)
+    mode = get_mode(cfg.mode)(model, space, optimizer, seed=cfg.seed, order=cfg.order, arch_lr=cfg.arch_lr)
+    batches = dict(
+        train=TensorBatches(*splits.train, cfg.batch_size, raw.mean, raw.std, augment=True, shuffle=True,
+                            seed=cfg.seed, drop_last=True, device=cfg.device),
+        val=TensorBatches(*splits.val, cfg.batch_size, raw.mean, raw.std, augment=True, shuffle=True,
+                          seed=cfg.seed + 1, drop_last=True, device=cfg.device),
+        held_out=TensorBatches(*splits.val, 256, raw.mean, raw.std, augment=False, shuffle=False,
+                               device=cfg.device),
+    )
+    return space, model, optimizer, scheduler, mode, batches
+
+
+@torch.no_grad()
+def held_out_accuracy(model, batches: TensorBatches, arch) -> float:
+    """Top-1 accuracy (%) of one path on a split, BN using each batch's statistics."""
+    model.eval()
+    correct = total = 0
+    with batch_statistics(model):
+        for x, y in batches:
+            correct += (model(x, arch).argmax(1) == y).sum().item()
+            total += len(y)
+    return 100.0 * correct / max(total, 1)
+
+
+def _cycle(batches: TensorBatches, epoch: int):
+    """Endless held-out batches for the arch updates; each pass reshuffles deterministically."""
+    k = 0
+    while True:
+        batches.set_epoch(epoch * 1000 + k)
+        yield from batches
+        k += 1
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Train (or resume) a supernet as `cfg` says; returns the summary also written to result.json."""
+    cfg.validate()
+    out = Path(cfg.out)
+    ckpt_path = out / CHECKPOINT
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(ckpt_path)
+        old = ckpt["config"]
+        for key in _SAME_ON_RESUME:
+            if old.get(key) != getattr(cfg, key):
+                raise ValueError(f"checkpoint '{ckpt_path}' was trained with {key}={old.get(key)!r}; "
+                                 f"this run asks {key}={getattr(cfg, key)!r}")
+    elif ckpt_path.exists():
+        raise ValueError(f"'{out}' already holds a run; pass --resume to continue it or choose another --out")
+
+    space, model, optimizer, scheduler, mode, batches = build_run(cfg)
+    start = 0
+    log = _Log(out / "metrics.csv")
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        mode.load_state_dict(ckpt["mode"])
+        set_rng_states(ckpt["rng"])
+        start = ckpt["epoch"] + 1
+        log.rows = list(ckpt.get("metrics", []))
+    atomic_write_json(out / "config.json", asdict(cfg))
+
+    for epoch in range(start, cfg.epochs):
+        mode.on_epoch_start(epoch, cfg.epochs)
+        batches["train"].set_epoch(epoch)
+        val_iter = _cycle(batches["val"], epoch) if mode.bilevel else None
+        model.train()
+        loss_sum = correct = seen = 0
+        t0 = time.perf_counter()
+        bar = tqdm(batches["train"], desc=f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
+                   leave=False, unit="batch")
+        for x, y in bar:
+            loss, logits = mode.train_step(x, y, next(val_iter) if val_iter else None)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}; lower --lr")
+            loss_sum += loss * len(y)
+            correct += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
+                            img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+        train_time = time.perf_counter() - t0
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        evals = [held_out_accuracy(model, batches["held_out"], a) for a in mode.eval_archs()]
+        summary = mode.summary()
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1),
+               "val_acc": sum(evals) / len(evals), "lr": lr, "seconds": train_time,
+               "images_per_s": seen / max(train_time, 1e-9)}
+        row.update({k: v for k, v in summary.items() if k in ("derived_arch", "skip_fraction", "tau")})
+        log.add(row)
+        atomic_torch_save({"config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
+                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "mode": mode.state_dict(), "rng": rng_states(), "metrics": log.rows}, ckpt_path)
+        if cfg.progress:
+            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} train acc "
+                       f"{row['train_acc']:.1f}% held-out acc {row['val_acc']:.1f}% ({row['images_per_s']:.0f} img/s)")
+
+    final = log.rows[-1] if log.rows else {}
+    result = {"run": str(out), "space": cfg.space, "mode": cfg.mode, "dataset": cfg.dataset, "epochs": cfg.epochs,
+              "val_acc": final.get("val_acc"), "train_acc": final.get("train_acc"), **mode.summary()}
+    atomic_write_json(out / "result.json", result)
+    if "warning" in result and cfg.progress:
+        tqdm.write(f"warning: {result['warning']}")
+    return result
+
+
+def load_supernet(run: str | Path, device: str = "cpu"):
+    """(space, supernet in eval mode, config dict) from a run folder or a checkpoint file."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    ckpt = load_checkpoint(path)
+    cfg = ckpt["config"]
+    space = get_space(cfg["space"])
+    num_classes = ckpt["model"]["classifier.weight"].shape[0]
+    model = space.build_supernet(channels=cfg["channels"], cells=cfg["cells"], num_classes=num_classes)
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint '{path}' does not fit space '{cfg['space']}' with its config") from exc
+    return space, model.to(device).eval(), cfg
+
+
+__all__ = ["TrainConfig", "train", "load_supernet", "held_out_accuracy", "list_modes"]
