@@ -51,6 +51,7 @@ class TrainConfig:
     order: int = 1
     protocol: str = "search"
     data: str | None = None
+    download: bool = False
     device: str = "cpu"
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -102,7 +103,7 @@ class _Log:
 def build_run(cfg: TrainConfig):
     """Space, supernet, data splits, weight optimizer, scheduler and mode for `cfg` (no training)."""
     space = get_space(cfg.space)
-    raw = load_dataset(cfg.dataset, cfg.data)
+    raw = load_dataset(cfg.dataset, cfg.data, download=cfg.download)
     splits = make_splits(raw, protocol=cfg.protocol, max_images=cfg.max_images, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     model = space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=raw.num_classes).to(cfg.device)

@@ -1,0 +1,337 @@
+"""`Front`: a search result as a pandas table (every evaluated arch, its objectives, which are
+Pareto-optimal), the per-generation history, and the run's metadata; saved and loaded as CSV, Parquet
+and JSON.
+
+JSON is the complete format (table, objectives, meta, history, dtypes). CSV is the table alone; Parquet is
+the table with the objectives and meta in the schema metadata. Pure numpy/pandas (pyarrow optional):
+must not import torch or any other part of hwnas except `evolve.pareto`.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata as _importlib_metadata
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from evolve.pareto import non_dominated_mask
+
+FORMATS = ("csv", "parquet", "json")
+JSON_FORMAT = "hwnas.front/1"
+PARQUET_META_KEY = b"hwnas.front"
+
+#: Column-name endings that mark an objective column when a CSV/Parquet file carries no objective list
+#: (matched case-insensitively): error in percent, time, energy, power, size, params in millions, FLOPs.
+UNIT_SUFFIXES = (
+    "_pct", "_ms", "_us", "_s", "_mj", "_j", "_mw", "_w", "_mb", "_kb", "_m", "_mflops", "_gflops",
+)
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return _importlib_metadata.version(dist)
+    except _importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def default_meta(**fields: Any) -> dict:
+    """A metadata dict with `versions` (python, numpy, pandas, pymoo, and torch/hwnas where installed, read
+    from package metadata without importing them) plus the given fields (space, supernet, device, ...).
+    """
+    versions = {"python": platform.python_version()}
+    for dist in ("numpy", "pandas", "pymoo", "torch", "hwnas"):
+        v = _version(dist)
+        if v is not None:
+            versions[dist] = v
+    return {"versions": versions, **fields}
+
+
+def _encoding_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return ",".join(str(int(v)) for v in np.asarray(value).ravel())
+
+
+def _empty_history(objectives: list[str]) -> pd.DataFrame:
+    cols = {"generation": pd.Series(dtype="int64"), "arch_str": pd.Series(dtype=str)}
+    cols.update({o: pd.Series(dtype="float64") for o in objectives})
+    return pd.DataFrame(cols)
+
+
+@dataclass
+class Front:
+    """A search result: every evaluated arch, which are Pareto-optimal, and how the search got there.
+
+    table: one row per distinct arch evaluated: 'arch_str', 'encoding' (e.g. "3,1,0,2,4,4"), one float
+        column per objective (named with its unit, e.g. 'proxy_err_pct', 'fpga_latency_ms'), 'generation'
+        (first generation the arch was seen) and 'is_pareto'; extra columns (e.g. 'true_err_pct') allowed.
+    objectives: the objective columns, all minimised, in order (the first is the accuracy-side objective).
+    meta: JSON-able description of the run (space, supernet, device, dataset, objectives, seed, algorithm,
+        versions, ...).
+    history: one row per (generation, arch in that generation's population): 'generation', 'arch_str'
+        and the objective columns.
+    """
+
+    table: pd.DataFrame
+    objectives: list[str]
+    meta: dict = field(default_factory=dict)
+    history: pd.DataFrame | None = None
+
+    @classmethod
+    def from_evaluations(
+        cls,
+        table: pd.DataFrame,
+        objectives: Iterable[str],
+        meta: dict | None = None,
+        history: pd.DataFrame | None = None,
+    ) -> "Front":
+        """Build a Front from evaluated archs, normalising dtypes (arch_str/encoding str, generation int64,
+        objectives float64) and recomputing 'is_pareto' over the objective columns (NaN rows: False).
+        A missing 'generation' column is filled with 0 (e.g. random search).
+        """
+        objectives = list(objectives)
+        if not objectives:
+            raise ValueError("a Front needs at least one objective column")
+        table = table.reset_index(drop=True).copy()
+        missing = [c for c in ["arch_str", *objectives] if c not in table.columns]
+        if missing:
+            raise ValueError(f"table lacks column(s) {missing}; it has {list(table.columns)}")
+        if "encoding" not in table.columns:
+            raise ValueError(f"table lacks column 'encoding'; it has {list(table.columns)}")
+        table["arch_str"] = table["arch_str"].astype(str)
+        table["encoding"] = table["encoding"].map(_encoding_str).astype(str)
+        for o in objectives:
+            table[o] = pd.to_numeric(table[o], errors="raise").astype("float64")
+        if "generation" not in table.columns:
+            table["generation"] = 0
+        table["generation"] = table["generation"].astype("int64")
+        table["is_pareto"] = non_dominated_mask(table[objectives].to_numpy(dtype=float))
+        first = ["arch_str", "encoding", *objectives, "generation", "is_pareto"]
+        table = table[first + [c for c in table.columns if c not in first]]
+
+        if history is None:
+            history = _empty_history(objectives)
+        else:
+            history = history.reset_index(drop=True).copy()
+            missing = [c for c in ["generation", "arch_str", *objectives] if c not in history.columns]
+            if missing:
+                raise ValueError(f"history lacks column(s) {missing}; it has {list(history.columns)}")
+            history["generation"] = history["generation"].astype("int64")
+            history["arch_str"] = history["arch_str"].astype(str)
+            for o in objectives:
+                history[o] = pd.to_numeric(history[o], errors="raise").astype("float64")
+
+        meta = dict(meta or {})
+        meta["objectives"] = list(objectives)
+        if "versions" not in meta:
+            meta["versions"] = default_meta()["versions"]
+        return cls(table=table, objectives=objectives, meta=meta, history=history)
+
+    def __post_init__(self) -> None:
+        self.objectives = list(self.objectives)
+        if self.history is None:
+            self.history = _empty_history(self.objectives)
+
+    # ------------------------------------------------------------------ views
+    def pareto(self) -> pd.DataFrame:
+        """The Pareto-optimal rows, sorted by the first objective (ties by the next ones), index reset."""
+        front = self.table[self.table["is_pareto"]]
+        return front.sort_values(self.objectives, kind="stable").reset_index(drop=True)
+
+    def rescore(self, column: str, values: np.ndarray) -> "Front":
+        """A copy with `column` set to `values` (one per table row, in table order), e.g. 'true_err_pct'
+        from ground truth. The objectives stay the same (is_pareto is recomputed, so overwriting an
+        objective column moves the front consistently).
+        """
+        values = np.asarray(values)
+        if values.shape != (len(self.table),):
+            raise ValueError(f"rescore({column!r}) needs {len(self.table)} values, got shape {values.shape}")
+        table = self.table.copy()
+        table[column] = values
+        meta = json.loads(json.dumps(self.meta))
+        if column not in meta.setdefault("rescored", []):
+            meta["rescored"].append(column)
+        return Front.from_evaluations(table, self.objectives, meta, self.history.copy())
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    # ------------------------------------------------------------------ files
+    def save(self, stem: str | Path, formats: Iterable[str] = FORMATS) -> list[Path]:
+        """Write `stem.csv`, `stem.parquet`, `stem.json` (those in `formats`), each atomically (temp file in
+        the same folder, then `os.replace`). A known extension on `stem` is dropped. Parquet is skipped
+        with a warning when pyarrow is missing. Returns the paths written.
+        """
+        formats = list(formats)
+        bad = [f for f in formats if f not in FORMATS]
+        if bad:
+            raise ValueError(f"unknown front format(s) {bad}; valid: {list(FORMATS)}")
+        stem = Path(stem)
+        if stem.suffix.lower() in {"." + f for f in FORMATS}:
+            stem = stem.with_suffix("")
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        written = []
+        for fmt in formats:
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            if fmt == "csv":
+                _atomic_write(path, lambda tmp: self.table.to_csv(tmp, index=False))
+            elif fmt == "json":
+                doc = {
+                    "format": JSON_FORMAT,
+                    "objectives": self.objectives,
+                    "meta": self.meta,
+                    "table": _frame_to_json(self.table),
+                    "history": _frame_to_json(self.history),
+                }
+                text = json.dumps(doc, indent=1, allow_nan=False, default=_json_default)
+                _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+            else:
+                try:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+                except ImportError:
+                    warnings.warn(f"pyarrow is not installed: {path} not written (pip install pyarrow)")
+                    continue
+                arrow = pa.Table.from_pandas(self.table, preserve_index=False)
+                extra = json.dumps(
+                    {"objectives": self.objectives, "meta": self.meta}, allow_nan=False, default=_json_default
+                )
+                arrow = arrow.replace_schema_metadata(
+                    {**(arrow.schema.metadata or {}), PARQUET_META_KEY: extra.encode("utf-8")}
+                )
+                _atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+            written.append(path)
+        return written
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Front":
+        """Read a Front from `.json` (everything), `.parquet` (table, objectives and meta) or `.csv` (table).
+
+        For a CSV, the objectives and meta come from a sibling `.json` of the same stem when there is one
+        whose objectives are all columns of the CSV; otherwise the objectives are the columns whose names end
+        in a unit suffix (`UNIT_SUFFIXES`: _pct, _ms, _mj, _m, _mb, _mflops, ...), in column order. The
+        history is restored from JSON only (empty otherwise).
+        """
+        path = Path(path)
+        ext = path.suffix.lower().lstrip(".")
+        if ext not in FORMATS:
+            raise ValueError(
+                f"cannot load a front from {str(path)!r}: extension must be one of {list(FORMATS)}"
+            )
+        if not path.exists():
+            raise FileNotFoundError(f"no front file at {path}")
+        if ext == "json":
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+                if doc.get("format") != JSON_FORMAT:
+                    raise ValueError(f"format is {doc.get('format')!r}, expected {JSON_FORMAT!r}")
+                table = _frame_from_json(doc["table"])
+                history = _frame_from_json(doc["history"])
+                return cls(table=table, objectives=list(doc["objectives"]), meta=doc["meta"], history=history)
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{path} is not a valid hwnas front JSON: {e}") from None
+        if ext == "parquet":
+            try:
+                import pyarrow.parquet as pq
+            except ImportError:
+                raise ImportError(f"reading {path} needs pyarrow (pip install pyarrow)") from None
+            arrow = pq.read_table(path)
+            table = arrow.to_pandas()
+            raw = (arrow.schema.metadata or {}).get(PARQUET_META_KEY)
+            extra = json.loads(raw.decode("utf-8")) if raw else {}
+            objectives = extra.get("objectives") or _infer_objectives(table.columns)
+            return cls(table=table, objectives=objectives, meta=extra.get("meta", {}))
+        # csv
+        objectives, meta = None, {}
+        sibling = path.with_suffix(".json")
+        header = pd.read_csv(path, nrows=0).columns
+        if sibling.exists():
+            try:
+                doc = json.loads(sibling.read_text(encoding="utf-8"))
+                if doc.get("format") == JSON_FORMAT and set(doc["objectives"]) <= set(header):
+                    objectives, meta = list(doc["objectives"]), doc["meta"]
+            except (ValueError, KeyError, TypeError):
+                pass
+        objectives = objectives or _infer_objectives(header)
+        dtypes = {"arch_str": str, "encoding": str, "generation": "int64", "is_pareto": bool}
+        dtypes.update({o: "float64" for o in objectives})
+        # pandas < 3 parses floats to the nearest-but-one ulp unless asked; pandas 3 round-trips by default
+        exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+        table = pd.read_csv(path, dtype={c: t for c, t in dtypes.items() if c in header}, **exact)
+        return cls(table=table, objectives=objectives, meta=meta)
+
+
+def _infer_objectives(columns: Iterable[str]) -> list[str]:
+    objectives = [c for c in columns if str(c).lower().endswith(UNIT_SUFFIXES)]
+    if not objectives:
+        raise ValueError(
+            f"cannot tell the objective columns among {list(columns)}: "
+            f"none ends in a unit suffix {UNIT_SUFFIXES}"
+        )
+    return objectives
+
+
+def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_value(v: Any) -> Any:
+    """A table cell as strict JSON: NaN/None -> null, +-inf -> "inf"/"-inf" (restored by astype float)."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, (np.bool_, bool)):
+        return bool(v)
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if math.isnan(v):
+            return None
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return v
+    if isinstance(v, (pd.Timestamp,)):
+        return v.isoformat()
+    return v
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.generic,)):
+        return v.item()
+    if isinstance(v, Path):
+        return str(v)
+    raise TypeError(f"{type(v).__name__} {v!r} is not JSON-serialisable")
+
+
+def _frame_to_json(df: pd.DataFrame) -> dict:
+    return {
+        "columns": [str(c) for c in df.columns],
+        "dtypes": [str(t) for t in df.dtypes],
+        "data": [[_json_value(v) for v in row] for row in df.itertuples(index=False, name=None)],
+    }
+
+
+def _frame_from_json(doc: dict) -> pd.DataFrame:
+    columns, dtypes, data = doc["columns"], doc["dtypes"], doc["data"]
+    df = pd.DataFrame(data, columns=columns, dtype=object) if data else pd.DataFrame(columns=columns)
+    for c, t in zip(columns, dtypes):
+        df[c] = df[c].astype(t)
+    return df
