@@ -113,7 +113,11 @@ class Front:
         if "generation" not in table.columns:
             table["generation"] = 0
         table["generation"] = table["generation"].astype("int64")
-        table["is_pareto"] = non_dominated_mask(table[objectives].to_numpy(dtype=float))
+        F = table[objectives].to_numpy(dtype=float)
+        if "feasible" in table.columns:  # archs that break a hard constraint are never Pareto-optimal
+            table["feasible"] = table["feasible"].astype(bool)
+            F[~table["feasible"].to_numpy()] = np.nan
+        table["is_pareto"] = non_dominated_mask(F)
         first = ["arch_str", "encoding", *objectives, "generation", "is_pareto"]
         table = table[first + [c for c in table.columns if c not in first]]
 

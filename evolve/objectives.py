@@ -1,0 +1,187 @@
+"""Objectives: named, minimised metrics over a batch of archs, each with its unit and source.
+
+`get_objective(name, ctx)` builds one from a name; `list_objectives(ctx)` tells what a context offers.
+Names and units (the Front column is `<name>_<unit>`):
+  proxy_err             %   held-out error of the subnet with inherited supernet weights (supernet run)
+  true_err              %   NAS-Bench-201 200-epoch test error on the context's data set (ground truth)
+  <device>_latency      ms  HW-NAS-Bench, device in edgegpu, raspi4, edgetpu, pixel3, eyeriss, fpga
+  <device>_energy       mJ  HW-NAS-Bench, device in edgegpu, eyeriss, fpga
+  <table>_<column>          a user's per-arch CSV (`--device-table FILE.csv`; table = file stem)
+  params                M   parameters of the standalone network
+  flops                 M   forward FLOPs for one image (torch's FlopCounterMode)
+  size_mb               MB  fp32 parameter size
+A value a table lacks is NaN: the search treats that arch as infeasible and counts it, never as zero.
+Cheap objectives (tables, counters) carry a lower `cost` than supernet or device evaluations.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from supernet.spaces import SearchSpace, get_space
+from supernet.spaces.base import Arch
+
+UNIT_SUFFIX = {"%": "pct", "ms": "ms", "mJ": "mj", "M": "m", "MB": "mb", "": ""}
+HW_UNITS = {"latency": "ms", "energy": "mJ"}
+
+
+@dataclass
+class Objective:
+    """A minimised metric: `values = objective(archs)`; results cached per arch string."""
+
+    name: str
+    unit: str
+    fn: Callable[[list[Arch]], np.ndarray]
+    source: str
+    cost: int = 0  # 0 table lookup, 1 counter, 2 supernet or device measurement
+    space: SearchSpace | None = None
+    _cache: dict[str, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def column(self) -> str:
+        """Front column name: the objective name with its unit, e.g. 'fpga_latency_ms'."""
+        suffix = UNIT_SUFFIX.get(self.unit, self.unit.lower())
+        return f"{self.name}_{suffix}" if suffix and not self.name.endswith(f"_{suffix}") else self.name
+
+    def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
+        keys = [self.space.to_str(a) for a in archs]
+        todo = [i for i, k in enumerate(keys) if k not in self._cache]
+        if todo:
+            uniq = list(dict.fromkeys(keys[i] for i in todo))
+            vals = np.asarray(self.fn([self.space.from_str(k) for k in uniq]), dtype=float)
+            self._cache.update(zip(uniq, vals.tolist()))
+        return np.array([self._cache[k] for k in keys], dtype=float)
+
+
+class ObjectiveContext:
+    """What objectives may draw on: space, data set, supernet run, tables (each loaded once, lazily)."""
+
+    def __init__(self, space: str | SearchSpace = "nb201", dataset: str = "cifar10", supernet: str | None = None,
+                 truth: str | Any | None = None, hwnasbench: str | Any | None = None,
+                 device_tables: Sequence[str] = (), data: str | None = None, proxy_settings: Any = None,
+                 net_config: dict | None = None, progress: bool = True, cache: str | None = None):
+        self.space = get_space(space) if isinstance(space, str) else space
+        self.dataset = dataset
+        self.supernet_path = supernet
+        self._truth_src, self._hw_src = truth, hwnasbench
+        self.data, self.proxy_settings, self.progress, self.cache_path = data, proxy_settings, progress, cache
+        self.net_config = net_config or {"channels": 16, "cells": 5}
+        from benchmarks.device_table import DeviceTable
+
+        self.device_tables = {}
+        for path in device_tables:
+            t = DeviceTable.from_csv(path)
+            self.device_tables[t.name] = t
+
+    @cached_property
+    def evaluator(self):
+        if self.supernet_path is None:
+            raise ValueError("objective 'proxy_err' needs a trained supernet (--supernet runs/NAME)")
+        from supernet.evaluate import ProxyEvaluator
+
+        return ProxyEvaluator(self.supernet_path, self.proxy_settings, data=self.data, progress=self.progress,
+                              cache=self.cache_path)
+
+    @cached_property
+    def truth(self):
+        from benchmarks.nb201_truth import NB201Truth
+
+        if self._truth_src is not None and not isinstance(self._truth_src, (str, Path)):
+            return self._truth_src
+        return NB201Truth.load(self._truth_src)
+
+    @cached_property
+    def hwnasbench(self):
+        from benchmarks.hwnasbench import HWNASBench
+
+        if self._hw_src is not None and not isinstance(self._hw_src, (str, Path)):
+            return self._hw_src
+        return HWNASBench.load(self._hw_src)
+
+    @property
+    def num_classes(self) -> int:
+        return {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}.get(self.dataset, 10)
+
+    def _strs(self, archs: Sequence[Arch]) -> list[str]:
+        return [self.space.to_str(a) for a in archs]
+
+    def hw_devices(self) -> list[str]:
+        """HW-NAS-Bench devices with at least one metric for this data set."""
+        from benchmarks.hwnasbench import HW_DEVICES
+
+        try:
+            metrics = self.hwnasbench.metrics(self.dataset)
+        except (FileNotFoundError, ValueError):
+            return []
+        return [d for d in HW_DEVICES if any(m.startswith(f"{d}_") for m in metrics)]
+
+
+def _counter(ctx: ObjectiveContext, which: str) -> Callable[[list[Arch]], np.ndarray]:
+    from hardware import counters
+
+    shape = (1, 3, 16, 16) if ctx.dataset == "ImageNet16-120" else (1, 3, 32, 32)
+
+    def fn(archs):
+        out = []
+        for a in archs:
+            net = ctx.space.build_subnet(a, num_classes=ctx.num_classes, **ctx.net_config)
+            out.append({"params": counters.params_m, "size_mb": counters.size_mb,
+                        "flops": lambda m: counters.flops_m(m, shape)}[which](net))
+        return np.array(out)
+    return fn
+
+
+def get_objective(name: str, ctx: ObjectiveContext) -> Objective:
+    """Build the objective called `name` in `ctx`; ValueError naming the valid ones otherwise."""
+    from benchmarks.hwnasbench import HW_DEVICES, HW_METRICS
+
+    space = ctx.space
+    if name == "proxy_err":
+        return Objective(name, "%", lambda a: ctx.evaluator.error(a), f"supernet {ctx.supernet_path}", 2, space)
+    if name == "true_err":
+        return Objective(name, "%", lambda a: ctx.truth.error(ctx._strs(a), ctx.dataset),
+                         f"NAS-Bench-201 {ctx.dataset} (200 epochs)", 0, space)
+    if name in ("params", "flops", "size_mb"):
+        unit = {"params": "M", "flops": "M", "size_mb": "MB"}[name]
+        return Objective(name, unit, _counter(ctx, name), "counted on the standalone network", 1, space)
+    device, _, metric = name.partition("_")
+    if device in HW_DEVICES and metric in HW_METRICS.get(device, ()):
+        key = f"{device}_{metric}"
+        ctx.hwnasbench.metrics(ctx.dataset)  # raises for an unknown data set
+        return Objective(name, HW_UNITS[metric], lambda a: ctx.hwnasbench.lookup(ctx._strs(a), key, ctx.dataset),
+                         f"HW-NAS-Bench {ctx.dataset}", 0, space)
+    for tname, table in ctx.device_tables.items():
+        if name.startswith(f"{tname}_") and name[len(tname) + 1:] in table.metrics():
+            col = name[len(tname) + 1:]
+            return Objective(name, "", lambda a, t=table, c=col: t.lookup(ctx._strs(a), c),
+                             f"device table {tname}", 0, space)
+    raise ValueError(f"unknown objective '{name}'; valid: {', '.join(list_objectives(ctx))}")
+
+
+def list_objectives(ctx: ObjectiveContext) -> list[str]:
+    """Objective names available in `ctx` (tables that cannot be loaded are left out)."""
+    from benchmarks.hwnasbench import HW_METRICS
+
+    names = ["proxy_err", "true_err", "params", "flops", "size_mb"]
+    for d in ctx.hw_devices():
+        names += [f"{d}_{m}" for m in HW_METRICS[d]]
+    for tname, table in ctx.device_tables.items():
+        names += [f"{tname}_{m}" for m in table.metrics()]
+    return names
+
+
+def device_objective(device: str, ctx: ObjectiveContext) -> str:
+    """The hardware objective a `--device` name stands for: HW-NAS-Bench latency, or a user table's
+    first metric column."""
+    from benchmarks.hwnasbench import HW_DEVICES
+
+    if device in HW_DEVICES:
+        return f"{device}_latency"
+    if device in ctx.device_tables:
+        return f"{device}_{ctx.device_tables[device].metrics()[0]}"
+    valid = list(HW_DEVICES) + list(ctx.device_tables)
+    raise ValueError(f"unknown device '{device}'; valid: {', '.join(valid)} (or --device-table FILE.csv)")
