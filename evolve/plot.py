@@ -167,11 +167,13 @@ def plot_generations(front: "Front", x: str, y: str, ax=None, every: int = 1, pa
 
 
 def plot_proxy_vs_true(
-    front: "Front", proxy: str, true: str, hw: str, axes=None, path: str | Path | None = None
+    front: "Front", proxy: str, true: str, hw: str, axes=None, path: str | Path | None = None,
+    exact: pd.DataFrame | None = None,
 ):
     """Two panels side by side over the hardware column `hw`: left, the front found with the `proxy` column;
     right, the same archs re-scored with the `true` column (coloured markers joined in hw order), beside the
-    true (hw, true)-front of all evaluated archs (dashed black) and all evaluated archs (grey)."""
+    true (hw, true)-front of all evaluated archs (dashed black) and all evaluated archs (grey); `exact`, a
+    DataFrame with the `hw` and `true` columns (the exact front of the whole space), is drawn dotted red."""
     if axes is None:
         import matplotlib.pyplot as plt
 
@@ -190,6 +192,9 @@ def plot_proxy_vs_true(
     right.plot(found[hw], found[true], color=FOUND_COLOR, lw=1.0, alpha=0.7, zorder=3)
     right.scatter(found[hw], found[true], s=22, color=FOUND_COLOR, edgecolor="black", linewidth=0.4,
                   label=f"found front, re-scored ({len(found)})", zorder=4)
+    if exact is not None:
+        ex = exact.sort_values(hw)
+        _step(right, ex, hw, true, color="tab:red", ls=":", lw=1.4, label=f"exact front ({len(ex)})", zorder=2)
     right.set_xlabel(axis_label(hw))
     right.set_ylabel(axis_label(true))
     right.set_title(f"re-scored with {axis_label(true)}")
