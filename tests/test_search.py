@@ -1,0 +1,158 @@
+"""Search on NB201 tables and a tiny trained supernet: front quality, non-dominance, caching, NaN handling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from evolve.explore import exact_front, search_device
+from evolve.objectives import ObjectiveContext, device_objective, get_objective
+from evolve.pareto import hv_ratio, non_dominated_mask
+from evolve.search import parse_bounds, search
+from supernet.evaluate import ProxySettings
+from supernet.trainer import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def ctx(data_dir):
+    return ObjectiveContext(dataset="cifar10", truth=str(data_dir / "nb201_accuracy.csv"),
+                            hwnasbench=str(data_dir / "HW-NAS-Bench-v1_0.pickle"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "spos"
+    train(TrainConfig(mode="spos", channels=4, cells=1, max_images=256, epochs=1, batch_size=64, out=str(out),
+                      data=str(data_dir), progress=False))
+    return out
+
+
+def _dominates(a, b):
+    return np.all(a <= b) and np.any(a < b)
+
+
+def test_nsga2_oracle_reaches_97_percent_of_exact_hypervolume_on_fpga(ctx):
+    objs = [get_objective("true_err", ctx), get_objective("fpga_latency", ctx)]
+    front = search(ctx.space, objs, pop_size=50, generations=20, seed=0, progress=False)
+    assert front.meta["evaluations"] <= 1000
+    archs = ctx.space.all_archs()
+    exact = np.column_stack([o(archs) for o in objs])
+    assert hv_ratio(front.table[front.objectives].to_numpy(), exact) >= 0.97
+
+
+def test_every_front_row_is_non_dominated_by_any_evaluated_arch(ctx):
+    objs = [get_objective("true_err", ctx), get_objective("raspi4_latency", ctx)]
+    front = search(ctx.space, objs, pop_size=20, generations=5, seed=3, progress=False)
+    F = front.table[front.objectives].to_numpy()
+    pareto = F[front.table["is_pareto"].to_numpy()]
+    assert len(pareto) >= 2
+    for p in pareto:
+        assert not any(_dominates(q, p) for q in F)
+    # and every non-Pareto row is dominated by some row
+    for q in F[~front.table["is_pareto"].to_numpy()]:
+        assert any(_dominates(p, q) or np.array_equal(p, q) for p in pareto)
+
+
+def test_exact_front_matches_brute_force_on_a_sample(ctx):
+    ex = exact_front(ctx, "fpga_latency")
+    rng = np.random.default_rng(0)
+    archs = [ctx.space.from_index(i) for i in rng.choice(15625, 600, replace=False)]
+    objs = [get_objective("true_err", ctx), get_objective("fpga_latency", ctx)]
+    F = np.column_stack([o(archs) for o in objs])
+    brute = np.array([not any(_dominates(q, p) for q in F) for p in F])
+    assert np.array_equal(brute, non_dominated_mask(F))
+    # No sampled arch dominates a point of the exact front.
+    E = ex[["true_err_pct", "fpga_latency_ms"]].to_numpy()
+    assert not any(_dominates(q, p) for p in E for q in F)
+    assert 5 <= len(ex) <= 200
+
+
+def test_missing_metric_values_are_infeasible_and_reported_never_zero(ctx):
+    objs = [get_objective("true_err", ctx), get_objective("edgetpu_latency", ctx)]
+    front = search(ctx.space, objs, pop_size=30, generations=4, seed=1, progress=False)
+    col = "edgetpu_latency_ms"
+    missing = front.table[col].isna()
+    assert missing.sum() > 0
+    assert front.meta["missing_values"][col] == missing.sum()
+    assert front.meta["infeasible"] >= missing.sum()
+    assert not front.table.loc[missing, "is_pareto"].any()
+    assert (front.table[col].dropna() > 0).all()
+
+
+def test_hard_constraint_keeps_front_within_bound(ctx):
+    objs = [get_objective("true_err", ctx), get_objective("fpga_latency", ctx)]
+    front = search(ctx.space, objs, pop_size=20, generations=4, seed=0, bounds=parse_bounds(["fpga_latency=3"]),
+                   progress=False)
+    assert (front.pareto()["fpga_latency_ms"] <= 3).all()
+    assert front.meta["infeasible"] > 0
+
+
+@pytest.mark.parametrize("algorithm", ["wsea", "cea", "random"])
+def test_baselines_spend_the_same_budget_and_return_fronts(ctx, algorithm):
+    objs = [get_objective("true_err", ctx), get_objective("pixel3_latency", ctx)]
+    front = search(ctx.space, objs, algorithm=algorithm, pop_size=20, generations=5, seed=0, progress=False,
+                   stats_samples=200)
+    assert front.meta["evaluations"] <= 100
+    assert front.table["is_pareto"].sum() >= 1
+
+
+def test_second_device_reuses_cached_proxy_evaluations(ctx, tiny_run, data_dir):
+    settings = ProxySettings(eval_images=64, calib_batches=1, calib_batch_size=32, batch_size=64)
+    c = ObjectiveContext(dataset="cifar10", supernet=str(tiny_run), truth=ctx.truth, hwnasbench=ctx.hwnasbench,
+                         data=str(data_dir), proxy_settings=settings, progress=False)
+    first = search_device(c, "fpga", pop_size=8, generations=2, seed=0, progress=False)
+    misses = c.evaluator.misses
+    assert misses > 0
+    # Same archs against another device: every proxy value comes from the cache.
+    archs = [c.space.from_str(s) for s in first.front.table["arch_str"]]
+    hits = c.evaluator.hits
+    again = get_objective("proxy_err", c)(archs)
+    assert c.evaluator.misses == misses
+    assert c.evaluator.hits == hits + len(archs)
+    np.testing.assert_allclose(again, first.front.table["proxy_err_pct"].to_numpy())
+    # A whole second device's search pays only for archs never seen before.
+    seen = {c.space.to_str(c.space.canonical(a)) for a in archs}
+    second = search_device(c, "raspi4", pop_size=8, generations=2, seed=0, progress=False)
+    new = {c.space.to_str(c.space.canonical(c.space.from_str(s))) for s in second.front.table["arch_str"]} - seen
+    assert c.evaluator.misses - misses == len(new)
+    # A fresh evaluator on the same checkpoint reads the on-disk cache.
+    from supernet.evaluate import ProxyEvaluator
+
+    fresh = ProxyEvaluator(tiny_run, settings, data=str(data_dir), progress=False)
+    fresh.accuracy(archs)
+    assert fresh.misses == 0
+
+
+def test_proxy_front_is_rescored_with_truth(ctx, tiny_run, data_dir):
+    settings = ProxySettings(eval_images=64, calib_batches=1, calib_batch_size=32, batch_size=64)
+    c = ObjectiveContext(dataset="cifar10", supernet=str(tiny_run), truth=ctx.truth, hwnasbench=ctx.hwnasbench,
+                         data=str(data_dir), proxy_settings=settings, progress=False)
+    r = search_device(c, "eyeriss", pop_size=6, generations=2, seed=0, progress=False)
+    assert "true_err_pct" in r.front.table
+    assert r.front.table["true_err_pct"].notna().all()
+    assert 0 < r.hv <= 1.0
+
+
+def test_unknown_names_give_one_line_errors(ctx):
+    with pytest.raises(ValueError, match="unknown objective 'fpga_latencyy'; valid: .*fpga_latency"):
+        get_objective("fpga_latencyy", ctx)
+    with pytest.raises(ValueError, match="unknown device 'jetson'; valid: edgegpu"):
+        device_objective("jetson", ctx)
+    with pytest.raises(ValueError, match="unknown algorithm 'pso'"):
+        search(ctx.space, [get_objective("true_err", ctx)], algorithm="pso")
+    with pytest.raises(ValueError, match="bad bound"):
+        parse_bounds(["fpga_latency<3"])
+
+
+def test_device_table_objective_from_user_csv(ctx, tmp_path):
+    import pandas as pd
+
+    archs = [ctx.space.from_index(i) for i in range(50)]
+    pd.DataFrame({"arch_str": [ctx.space.to_str(a) for a in archs],
+                  "latency_ms": np.arange(50, dtype=float) + 1}).to_csv(tmp_path / "jetson.csv", index=False)
+    c = ObjectiveContext(dataset="cifar10", truth=ctx.truth, hwnasbench=ctx.hwnasbench,
+                         device_tables=[str(tmp_path / "jetson.csv")], progress=False)
+    name = device_objective("jetson", c)
+    assert name == "jetson_latency_ms"
+    obj = get_objective(name, c)
+    vals = obj(archs[:3] + [ctx.space.from_index(100)])
+    assert vals[:3].tolist() == [1.0, 2.0, 3.0] and np.isnan(vals[3])
