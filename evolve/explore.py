@@ -84,12 +84,14 @@ def search_device(ctx: ObjectiveContext, device: str, oracle: bool = False, algo
     objs = [get_objective(n, ctx) for n in names]
     meta = {"device": device, "dataset": ctx.dataset, "supernet": ctx.supernet_path, "oracle": oracle,
             "accuracy": names[0]}
+    ev = ctx.evaluator if "proxy_err" in names else None
+    before = (ev.hits, ev.misses, ev.seconds) if ev else None
     front = search(ctx.space, objs, algorithm=algorithm, pop_size=pop_size, generations=generations, seed=seed,
                    bounds=bounds, progress=progress, meta=meta)
-    if "proxy_err" in names:
-        ev = ctx.evaluator
+    if ev is not None:  # this search's own cache statistics
         front.meta["proxy"] = {"bn_mode": ev.settings.bn_mode, "settings": ev.settings.key(),
-                               "cache": str(ev.cache.path), "cache_hits": ev.hits, "cache_misses": ev.misses}
+                               "cache": str(ev.cache.path), "cache_hits": ev.hits - before[0],
+                               "evaluations": ev.misses - before[1], "seconds": ev.seconds - before[2]}
     result = DeviceResult(device, front, objs[1].column)
     if has_truth(ctx) and objs[1].cost == 0 and len(objs) == 2:
         result.front = rescore_with_truth(front, ctx)
