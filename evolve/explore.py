@@ -35,8 +35,10 @@ class DeviceResult:
     def row(self) -> dict:
         m = self.front.meta
         return {"device": self.device, "objective": self.hw_column, "front_size": int(self.front.table.is_pareto.sum()),
-                "evaluated": m.get("distinct_archs"), "infeasible": m.get("infeasible"), "hv_ratio": self.hv,
-                "igd": self.igd}
+                "evaluated": m.get("distinct_archs"), "infeasible": m.get("infeasible"),
+                **({"proxy_evals": m["proxy"]["evaluations"], "cache_hits": m["proxy"]["cache_hits"]}
+                   if "proxy" in m else {}),
+                "hv_ratio": self.hv, "igd": self.igd}
 
 
 def has_truth(ctx: ObjectiveContext) -> bool:
