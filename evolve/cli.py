@@ -268,7 +268,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------- quickstart
-QUICKSTART = dict(mode="spos", channels=8, cells=1, max_images=10000, epochs=6, batch_size=64,
+QUICKSTART = dict(mode="spos", channels=8, cells=1, max_images=20000, epochs=8, batch_size=64,
                   pop_size=20, generations=10, eval_images=500, calib_batches=2)
 
 
