@@ -1,0 +1,68 @@
+"""Proxy evaluation: BN modes, the on-disk cache under concurrent writers, isomorphic archs sharing a score."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from supernet.evaluate import ProxyCache, ProxyEvaluator, ProxySettings
+from supernet.trainer import TrainConfig, train
+
+SMALL = dict(eval_images=64, calib_batches=1, calib_batch_size=32, batch_size=64)
+
+
+@pytest.fixture(scope="module")
+def run(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("evalrun") / "spos"
+    train(TrainConfig(mode="spos", channels=4, cells=1, max_images=256, epochs=1, out=str(out), data=str(data_dir),
+                      progress=False))
+    return out
+
+
+def test_cache_keeps_every_write_from_concurrent_writers(tmp_path):
+    path = tmp_path / "cache.sqlite"
+
+    def write(worker):
+        cache = ProxyCache(path)
+        for i in range(100):
+            cache.put("ckpt", "s", f"arch-{worker}-{i}", float(i), 0.0)
+        cache.close()
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = ProxyCache(path).get("ckpt", "s", [f"arch-{w}-{i}" for w in range(4) for i in range(100)])
+    assert len(got) == 400 and got["arch-3-99"] == 99.0
+
+
+def test_isomorphic_archs_share_one_evaluation(run, data_dir):
+    ev = ProxyEvaluator(run, ProxySettings(**SMALL), data=str(data_dir), progress=False, cache=run / "iso.sqlite")
+    space = ev.space
+    a = space.from_str("|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|")
+    b = a  # the same arch asked twice
+    iso = [x for x in space.all_archs() if space.canonical(x) == space.canonical(a) and x != a]
+    assert iso, "this cell has isomorphic twins"
+    acc = ev.accuracy([a, b, iso[0]])
+    assert ev.misses == 1 and ev.hits == 2
+    assert acc[0] == acc[1] == acc[2]
+
+
+def test_bn_modes_are_part_of_the_cache_key_and_change_the_score(run, data_dir):
+    rng = np.random.default_rng(0)
+    scores = {}
+    for mode in ("recalibrate", "batch", "inherit"):
+        ev = ProxyEvaluator(run, ProxySettings(bn_mode=mode, **SMALL), data=str(data_dir), progress=False,
+                            cache=run / "modes.sqlite")
+        archs = [ev.space.sample(np.random.default_rng(1)) for _ in range(1)] + [ev.space.sample(rng) for _ in range(5)]
+        scores[mode] = ev.accuracy(archs)
+        assert ev.misses == len({ev.space.canonical(a) for a in archs})  # nothing borrowed from another mode
+        assert ((scores[mode] >= 0) & (scores[mode] <= 100)).all()
+    assert not np.array_equal(scores["recalibrate"], scores["inherit"])
+
+
+def test_unknown_bn_mode_is_a_one_line_error(run):
+    with pytest.raises(ValueError, match="unknown BN mode 'magic'; valid: recalibrate, batch, inherit"):
+        ProxyEvaluator(run, ProxySettings(bn_mode="magic"))
