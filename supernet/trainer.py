@@ -11,6 +11,7 @@ import csv
 import io
 import math
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -165,10 +166,18 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
+        start = ckpt["epoch"] + 1
+        if ckpt["config"].get("epochs") == cfg.epochs:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        else:  # epochs grew: replay this run length's cosine schedule, as a run planned that long would have
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "lr_scheduler.step() before optimizer.step()"
+                for _ in range(start):
+                    scheduler.step()
         mode.load_state_dict(ckpt["mode"])
         set_rng_states(ckpt["rng"])
-        start = ckpt["epoch"] + 1
         log.rows = list(ckpt.get("metrics", []))
     atomic_write_json(out / "config.json", asdict(cfg))
 

@@ -1,0 +1,220 @@
+"""Training modes: each learns something on real CIFAR-10 in a tiny run, GDAS runs one op per edge,
+DARTS' second order differs from its first, GDAS' temperature schedule, and what DARTS/GDAS report.
+
+Tiny configs (C=8, N=1); the beats-chance runs read $HWNAS_DATA (skipped when it is missing).
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+
+from supernet.bn import batch_statistics
+from supernet.checkpoint import load_checkpoint
+from supernet.modes import DARTS, GDAS, get_mode, list_modes
+from supernet.nb201_net import Cell, Edge
+from supernet.ops import NB201_OPS
+from supernet.spaces import get_space
+from supernet.trainer import TrainConfig, build_run, load_supernet, train
+
+NONE, SKIP, CONV1, CONV3, POOL = range(5)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two cores are shared with other work: single-threaded runs are steadier and barely slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture()
+def space():
+    return get_space("nb201")
+
+
+def _mode(name: str, space, seed: int = 0, **options):
+    torch.manual_seed(seed)
+    model = space.build_supernet(channels=8, cells=1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    return get_mode(name)(model, space, opt, seed=seed, **options)
+
+
+# ---------------------------------------------------------------------------------------------
+# each mode learns
+
+# 2,000 train + 2,000 held-out images, 2 epochs, batch 64. Held-out accuracy (%) measured on this machine
+# (2 cores, 1 thread) for seeds 0/1/2:
+#   spos  val_acc (mean of its 4-arch panel)          22.1 / 18.6 / 18.1    ~10 s
+#   gdas  val_acc (derived arch)                      23.7 / 17.4 / 16.3    ~12 s
+#   darts val_acc (derived arch)                      23.9 / 15.7 /  7.8    ~35 s
+#   darts mixture softmax(alpha) (what DARTS trains)  27.2 / 26.4 / 28.1
+# DARTS' derived arch is not a measure of what a run this short learned: alpha moves ~0.02 from uniform
+# in 62 arch steps, so its argmax is a near-random single path on weights trained as a mixture (the
+# discretisation gap); seed 2 derives a cell that is one 1x1 conv and scores below chance. (A 10x-300x
+# larger arch_lr or 3,000 images did not fix seed 2: 10.5-12.9%.) So for DARTS we hold the mixture it
+# trains to the bar, and only check that val_acc is a percentage.
+BEATS_CHANCE = dict(max_images=2000, epochs=2)
+THRESHOLD = 14.0  # chance is 10%; the worst seed above is 16.3% and 2,000 images put chance's std at 0.7%
+
+
+def _mixture_held_out_accuracy(run: str, cfg: TrainConfig) -> float:
+    _, model, _ = load_supernet(run)
+    weights = torch.softmax(load_checkpoint(f"{run}/supernet.pt")["mode"]["alpha"], dim=1)
+    held_out = build_run(cfg)[5]["held_out"]
+    correct = total = 0
+    with torch.no_grad(), batch_statistics(model):
+        for x, y in held_out:
+            correct += (model(x, weights=weights).argmax(1) == y).sum().item()
+            total += len(y)
+    return 100.0 * correct / total
+
+
+@pytest.mark.parametrize("mode", ["spos", "darts", "gdas"])
+def test_each_mode_beats_chance(mode, data_dir, tmp_path):
+    out = tmp_path / mode
+    cfg = TrainConfig(mode=mode, channels=8, cells=1, batch_size=64, out=str(out), data=str(data_dir),
+                      progress=False, **BEATS_CHANCE)
+    result = train(cfg)
+    assert 0.0 <= result["val_acc"] <= 100.0
+    if mode == "darts":
+        acc = _mixture_held_out_accuracy(str(out), cfg)
+    else:
+        acc = result["val_acc"]
+    assert acc > THRESHOLD, f"{mode}: held-out accuracy {acc:.1f}% is not clearly above chance"
+
+
+# ---------------------------------------------------------------------------------------------
+# GDAS
+
+
+def _hook_ops(model) -> Counter:
+    calls: Counter = Counter()
+    for li, layer in enumerate(model.layers):
+        if isinstance(layer, Cell):
+            for e, edge in enumerate(layer.edges):
+                assert isinstance(edge, Edge)
+                for name, op in edge.ops.items():
+                    op.register_forward_hook(lambda m, i, o, key=(li, e, name): calls.update([key]))
+    return calls
+
+
+def test_gdas_runs_exactly_one_op_per_edge(space):
+    mode = _mode("gdas", space)
+    mode.on_epoch_start(0, 10)
+    model = mode.model
+    cells = [i for i, layer in enumerate(model.layers) if isinstance(layer, Cell)]
+    calls = _hook_ops(model)
+    x = torch.randn(4, 3, 32, 32)
+    samples = [mode.sample() for _ in range(4)]
+    with torch.no_grad():  # force `none` on edges 0, 2, 4 and a known op elsewhere
+        mode.alpha.zero_()
+        for e, op in enumerate((NONE, CONV3, NONE, SKIP, NONE, POOL)):
+            mode.alpha[e, op] = 100.0
+    forced = mode.sample()
+    assert forced[1] == [NONE, CONV3, NONE, SKIP, NONE, POOL]
+    samples.append(forced)
+    for hard, index in samples:
+        assert hard.shape == (6, 5) and len(index) == 6
+        calls.clear()
+        model(x, hard=(hard, index))
+        expected = Counter({(c, e, NB201_OPS[k]): 1 for c in cells for e, k in enumerate(index) if k != NONE})
+        assert calls == expected
+        per_edge = Counter((c, e) for c, e, _ in calls.elements())
+        assert all(n == 1 for n in per_edge.values())
+
+
+def test_gdas_sample_is_one_hot_with_a_straight_through_gradient(space):
+    mode = _mode("gdas", space)
+    hard, index = mode.sample()
+    assert torch.equal(hard.detach().argmax(1), torch.tensor(index))
+    one_hot = torch.nn.functional.one_hot(torch.tensor(index), 5).float()
+    assert torch.allclose(hard.detach(), one_hot, atol=1e-6)
+    (hard * torch.randn(6, 5)).sum().backward()
+    assert mode.alpha.grad is not None and mode.alpha.grad.abs().sum() > 0
+
+
+def test_gdas_temperature_anneals_from_10_to_0_1(space):
+    mode = _mode("gdas", space)
+    epochs = 5
+    taus = []
+    for epoch in range(epochs):
+        mode.on_epoch_start(epoch, epochs)
+        taus.append(mode.tau)
+    assert taus[0] == pytest.approx(10.0)
+    assert taus[-1] == pytest.approx(0.1)
+    steps = [a - b for a, b in zip(taus, taus[1:])]
+    assert steps == pytest.approx([(10.0 - 0.1) / (epochs - 1)] * (epochs - 1))  # linear, decreasing
+    assert mode.summary()["tau"] == pytest.approx(0.1)
+    mode.on_epoch_start(0, 1)
+    assert mode.tau == pytest.approx(10.0)  # a one-epoch run stays at the start temperature
+
+
+# ---------------------------------------------------------------------------------------------
+# DARTS
+
+
+def test_darts_second_order_changes_alpha_differently_from_first_order(space):
+    first = _mode("darts", space, order=1)
+    second = _mode("darts", space, order=2)  # same seed: identical model copy and alpha
+    for (k, v), (k2, v2) in zip(first.model.state_dict().items(), second.model.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    start = first.alpha.detach().clone()
+    assert torch.equal(second.alpha.detach(), start)
+
+    g = torch.Generator().manual_seed(1)
+    train_batch, val_batch = [(torch.randn(16, 3, 32, 32, generator=g),
+                               torch.randint(0, 10, (16,), generator=g)) for _ in range(2)]
+    first.arch_step(train_batch, val_batch)
+    second.arch_step(train_batch, val_batch)
+
+    assert not torch.equal(first.alpha.detach(), start)
+    assert not torch.equal(second.alpha.detach(), start)
+    assert not torch.equal(first.alpha.detach(), second.alpha.detach())
+    # The gradients (kept on alpha after the step) differ by the Hessian term, not by rounding.
+    assert (first.alpha.grad - second.alpha.grad).abs().max() > 1e-3 * first.alpha.grad.abs().max()
+    # The second order restores the weights it perturbed.
+    for p, q in zip(first.model.parameters(), second.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_darts_order_must_be_1_or_2(space):
+    with pytest.raises(ValueError, match="DARTS order 3 is not valid; valid: 1, 2"):
+        _mode("darts", space, order=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# what DARTS and GDAS report
+
+
+@pytest.mark.parametrize("name", ["darts", "gdas"])
+def test_darts_and_gdas_report_derived_arch_and_skip_fraction(space, name):
+    mode = _mode(name, space)
+    with torch.no_grad():
+        mode.alpha.zero_()
+        for e, op in enumerate((CONV3, CONV1, SKIP, SKIP, POOL, CONV3)):
+            mode.alpha[e, op] = 1.0
+    summary = mode.summary()
+    assert {"derived_arch", "skip_fraction", "alpha_softmax"} <= set(summary)
+    assert ("tau" in summary) == (name == "gdas")
+    assert space.from_str(summary["derived_arch"]) == (CONV3, CONV1, SKIP, SKIP, POOL, CONV3)
+    assert summary["skip_fraction"] == pytest.approx(2 / 6)
+    assert "warning" not in summary
+    soft = torch.tensor(summary["alpha_softmax"])
+    assert soft.shape == (6, 5) and torch.allclose(soft.sum(1), torch.ones(6))
+    assert mode.eval_archs() == [(CONV3, CONV1, SKIP, SKIP, POOL, CONV3)]
+
+    with torch.no_grad():  # collapse: half the edges prefer skip_connect
+        mode.alpha[0, SKIP] = 5.0
+    summary = mode.summary()
+    assert summary["skip_fraction"] == pytest.approx(3 / 6)
+    assert "skip_connect" in summary["warning"] and "50%" in summary["warning"]
+
+
+def test_mode_registry_lists_valid_names():
+    assert list_modes() == ["spos", "darts", "gdas"]
+    assert get_mode("darts") is DARTS and get_mode("gdas") is GDAS
+    with pytest.raises(ValueError, match="unknown mode 'enas'; valid: spos, darts, gdas"):
+        get_mode("enas")
