@@ -21,7 +21,7 @@ import pandas as pd
 from evolve.explore import exact_front, format_table, quality, rescore_with_truth
 from evolve.objectives import HW_UNITS, ObjectiveContext, device_objective, get_objective
 from evolve.search import ALGORITHMS, search
-from supernet.checkpoint import atomic_write_text
+from supernet.atomic import atomic_write_text
 from supernet.evaluate import ProxySettings
 
 TRUE_COL = "true_err_pct"

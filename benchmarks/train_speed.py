@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from supernet.checkpoint import atomic_write_text
+from supernet.atomic import atomic_write_text
 from supernet.modes import get_mode
 from supernet.spaces import get_space
 from supernet.trainer import TrainConfig, build_run

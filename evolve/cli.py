@@ -66,6 +66,7 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.025, help="weight learning rate (SGD nesterov, cosine)")
     p.add_argument("--arch-lr", type=float, default=3e-4, help="architecture learning rate (Adam; DARTS/GDAS)")
+    p.add_argument("--held-out-images", type=int, default=2000, help="held-out images scored per epoch for the log")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", default="runs/default", help="run folder (checkpoint, metrics, result)")
@@ -80,6 +81,7 @@ def _train_config(args: argparse.Namespace):
                        download=args.download,
                        epochs=args.epochs, channels=args.channels, cells=args.cells, max_images=args.max_images,
                        batch_size=args.batch_size, lr=args.lr, arch_lr=args.arch_lr, seed=args.seed,
+                       held_out_images=args.held_out_images,
                        device=args.device, out=args.out, progress=not args.quiet)
 
 
@@ -268,8 +270,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------- quickstart
-QUICKSTART = dict(mode="spos", channels=8, cells=1, max_images=20000, epochs=8, batch_size=64,
-                  pop_size=20, generations=10, eval_images=500, calib_batches=2)
+QUICKSTART = dict(mode="spos", channels=8, cells=1, max_images=25000, epochs=12, batch_size=64,
+                  pop_size=24, generations=12, eval_images=500, calib_batches=2)
 
 
 def _add_quickstart_options(p: argparse.ArgumentParser) -> None:
@@ -338,7 +340,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
                          exact={d: r.exact for d, r in proxy.items() if r.exact is not None}, path=grid)
     plt.close(fig)
     table = summary_table(proxy, oracle)
-    from supernet.checkpoint import atomic_write_text
+    from supernet.atomic import atomic_write_text
 
     atomic_write_text(Path(args.fronts) / "summary.csv", table.to_csv(index=False))
     print(f"[3/3] fronts and plots in {args.fronts}/ (per-device grid: {grid}); {time.perf_counter() - t0:.0f} s")

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata as _importlib_metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
 from evolve.pareto import non_dominated_mask
+from supernet.atomic import atomic_write
 
 FORMATS = ("csv", "parquet", "json")
 JSON_FORMAT = "hwnas.front/1"
@@ -186,7 +185,7 @@ class Front:
         for fmt in formats:
             path = stem.with_name(f"{stem.name}.{fmt}")
             if fmt == "csv":
-                _atomic_write(path, lambda tmp: self.table.to_csv(tmp, index=False))
+                atomic_write(path, lambda tmp: self.table.to_csv(tmp, index=False))
             elif fmt == "json":
                 doc = {
                     "format": JSON_FORMAT,
@@ -196,7 +195,7 @@ class Front:
                     "history": _frame_to_json(self.history),
                 }
                 text = json.dumps(doc, indent=1, allow_nan=False, default=_json_default)
-                _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+                atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
             else:
                 try:
                     import pyarrow as pa
@@ -211,7 +210,7 @@ class Front:
                 arrow = arrow.replace_schema_metadata(
                     {**(arrow.schema.metadata or {}), PARQUET_META_KEY: extra.encode("utf-8")}
                 )
-                _atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
+                atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
             written.append(path)
         return written
 
@@ -281,18 +280,6 @@ def _infer_objectives(columns: Iterable[str]) -> list[str]:
             f"none ends in a unit suffix {UNIT_SUFFIXES}"
         )
     return objectives
-
-
-def _atomic_write(path: Path, write: Callable[[str], Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _json_value(v: Any) -> Any:

@@ -6,8 +6,6 @@ Pure numpy/pandas/matplotlib: must not import torch.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -15,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from evolve.pareto import non_dominated_mask
+from supernet.atomic import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -44,16 +43,7 @@ def save_figure(fig: "Figure", path: str | Path, dpi: int = 150) -> Path:
     the extension (.png, .pdf, .svg). Returns the path."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
     return path
 
 

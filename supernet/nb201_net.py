@@ -66,33 +66,30 @@ class Cell(nn.Module):
             nodes[t] = y if nodes[t] is None else nodes[t] + y
         return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
 
-    def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _dense(self, x: torch.Tensor, edge_output) -> torch.Tensor:
+        """Every edge contributes `edge_output(e, input)`; used by the mixture and hard-Gumbel forwards."""
         nodes = [x]
         for j in (1, 2, 3):
             total = 0
             for e, (s, t) in enumerate(EDGES):
-                if t != j:
-                    continue
-                for k, name in enumerate(NB201_OPS):
-                    if name != "none":
-                        total = total + weights[e, k] * self.edges[e].ops[name](nodes[s])
+                if t == j:
+                    total = total + edge_output(e, nodes[s])
             nodes.append(total if torch.is_tensor(total) else torch.zeros_like(x))
         return nodes[3]
 
+    def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        def mix(e, h):
+            return sum(weights[e, k] * self.edges[e].ops[name](h) for k, name in enumerate(NB201_OPS) if name != "none")
+        return self._dense(x, mix)
+
     def forward_hard(self, x: torch.Tensor, hard: torch.Tensor, index: Sequence[int]) -> torch.Tensor:
-        nodes = [x]
-        for j in (1, 2, 3):
-            total = 0
-            for e, (s, t) in enumerate(EDGES):
-                if t != j:
-                    continue
-                k = int(index[e])
-                # The other ops' weights are 0 in value but carry GDAS' straight-through gradient.
-                rest = hard[e].sum() - hard[e, k]
-                y = nodes[s] * 0 if k == NONE else self.edges[e](nodes[s], k)
-                total = total + hard[e, k] * y + rest
-            nodes.append(total)
-        return nodes[3]
+        def one_op(e, h):
+            k = int(index[e])
+            # The other ops' weights are 0 in value but carry GDAS' straight-through gradient.
+            rest = hard[e].sum() - hard[e, k]
+            y = h * 0 if k == NONE else self.edges[e](h, k)
+            return hard[e, k] * y + rest
+        return self._dense(x, one_op)
 
 
 class NB201Network(nn.Module):

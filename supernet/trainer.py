@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from .atomic import atomic_write_json, atomic_write_text
 from .bn import batch_statistics
-from .checkpoint import (atomic_torch_save, atomic_write_json, atomic_write_text, load_checkpoint, rng_states,
-                         set_rng_states)
+from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
 from .data import DATASETS, TensorBatches, load_dataset, make_splits
 from .modes import get_mode, list_modes
 from .spaces import get_space
@@ -54,6 +54,7 @@ class TrainConfig:
     data: str | None = None
     download: bool = False
     device: str = "cpu"
+    held_out_images: int = 2000  # images of the held-out split scored per epoch for the log
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -63,7 +64,7 @@ class TrainConfig:
         get_mode(self.mode)
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset '{self.dataset}'; valid: {', '.join(DATASETS)}")
-        for name in ("epochs", "channels", "cells", "batch_size"):
+        for name in ("epochs", "channels", "cells", "batch_size", "held_out_images"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_images is not None and int(self.max_images) < 1:
@@ -117,20 +118,21 @@ def build_run(cfg: TrainConfig):
                             seed=cfg.seed, drop_last=True, device=cfg.device),
         val=TensorBatches(*splits.val, cfg.batch_size, raw.mean, raw.std, augment=True, shuffle=True,
                           seed=cfg.seed + 1, drop_last=True, device=cfg.device),
-        held_out=TensorBatches(*splits.val, 256, raw.mean, raw.std, augment=False, shuffle=False,
-                               device=cfg.device),
+        held_out=TensorBatches(splits.val[0][:cfg.held_out_images], splits.val[1][:cfg.held_out_images], 256,
+                               raw.mean, raw.std, augment=False, shuffle=False, device=cfg.device),
     )
     return space, model, optimizer, scheduler, mode, batches
 
 
 @torch.no_grad()
-def held_out_accuracy(model, batches: TensorBatches, arch) -> float:
-    """Top-1 accuracy (%) of one path on a split, BN using each batch's statistics."""
+def held_out_accuracy(model, batches: TensorBatches, arch, weights: torch.Tensor | None = None) -> float:
+    """Top-1 accuracy (%) of one path (or, with `weights`, the DARTS mixture) on a split, BN using each
+    batch's statistics."""
     model.eval()
     correct = total = 0
     with batch_statistics(model):
         for x, y in batches:
-            correct += (model(x, arch).argmax(1) == y).sum().item()
+            correct += (model(x, arch, weights=weights).argmax(1) == y).sum().item()
             total += len(y)
     return 100.0 * correct / max(total, 1)
 
@@ -207,6 +209,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1),
                "val_acc": sum(evals) / len(evals), "lr": lr, "seconds": train_time,
                "images_per_s": seen / max(train_time, 1e-9)}
+        if cfg.mode == "darts":  # what DARTS trains is the mixture; its argmax arch can lag far behind early on
+            row["mixture_acc"] = held_out_accuracy(model, batches["held_out"], None, weights=mode.weights().detach())
         row.update({k: v for k, v in summary.items() if k in ("derived_arch", "skip_fraction", "tau")})
         log.add(row)
         atomic_torch_save({"config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),

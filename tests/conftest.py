@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HWNAS_DATA", str(REPO / "data"))
@@ -17,3 +18,26 @@ def data_dir() -> Path:
     if not (path / "cifar-10-batches-py").is_dir():
         pytest.skip(f"no prepared data in {path} (python ../shared/tools/prepare_data.py {path})")
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The `shared/data` folder beside the repo (or $HWNAS_SHARED) holding the raw benchmark exports."""
+    candidates = []
+    if os.environ.get("HWNAS_SHARED"):
+        shared = Path(os.environ["HWNAS_SHARED"])
+        candidates += [shared / "data", shared]
+    candidates.append(REPO.parent / "shared" / "data")
+    for base in candidates:
+        if (base / "nb201").is_dir():
+            return base
+    pytest.skip("shared/data not found beside the repo (set HWNAS_SHARED)")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Two cores are shared with other work: single-threaded runs are steadier and barely slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -8,9 +8,7 @@ The index check reads $HWNAS_DATA/nb201_accuracy.csv; the canonical-class check 
 from __future__ import annotations
 
 import csv
-import os
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +19,6 @@ from supernet.ops import NB201_OPS
 from supernet.spaces import get_space
 from supernet.spaces.nb201 import NUM_ARCHS, unique_str
 
-REPO = Path(__file__).resolve().parents[1]
 NONE, SKIP, CONV1, CONV3, POOL = range(5)  # NB201_OPS order
 ALL_NONE = (NONE,) * 6
 
@@ -29,19 +26,6 @@ ALL_NONE = (NONE,) * 6
 @pytest.fixture(scope="module")
 def space():
     return get_space("nb201")
-
-
-def _nats_unique_strings() -> Path:
-    candidates = []
-    if os.environ.get("HWNAS_SHARED"):
-        shared = Path(os.environ["HWNAS_SHARED"])
-        candidates += [shared, shared / "data"]
-    candidates.append(REPO.parent / "shared" / "data")
-    for base in candidates:
-        f = base / "nb201" / "nats_bench_tss_test_acc_200ep.csv"
-        if f.is_file():
-            return f
-    pytest.skip("nats_bench_tss_test_acc_200ep.csv not found (set HWNAS_SHARED)")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,8 +117,8 @@ def test_isomorphic_cells_share_a_canonical_form(space):
     assert unique_str(f, drop_zero_terms=True) == unique_str(g, drop_zero_terms=True)
 
 
-def test_canonical_classes_agree_one_to_one_with_nats_bench_unique_strings(space):
-    path = _nats_unique_strings()
+def test_canonical_classes_agree_one_to_one_with_nats_bench_unique_strings(space, shared_data):
+    path = shared_data / "nb201" / "nats_bench_tss_test_acc_200ep.csv"
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == NUM_ARCHS

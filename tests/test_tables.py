@@ -17,7 +17,6 @@ from benchmarks.device_table import DeviceTable
 from benchmarks.hwnasbench import HW_DEVICES, HW_METRICS, HWNASBench
 from benchmarks.nb201_truth import TRUTH_DATASETS, NB201Truth
 
-REPO = Path(__file__).resolve().parents[1]
 ARCH0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 ARCH1 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 ARCH_ABSENT = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"  # not in the fixture tables
@@ -27,19 +26,6 @@ def _data_dir() -> Path:
     if not os.environ.get("HWNAS_DATA"):
         pytest.skip("HWNAS_DATA not set")
     return Path(os.environ["HWNAS_DATA"])
-
-
-def _official_examples() -> list[dict]:
-    candidates = []
-    if os.environ.get("HWNAS_SHARED"):
-        shared = Path(os.environ["HWNAS_SHARED"])
-        candidates += [shared, shared / "data"]
-    candidates.append(REPO.parent / "shared" / "data")
-    for base in candidates:
-        f = base / "hw" / "hwnasbench_official_example_values.json"
-        if f.is_file():
-            return json.loads(f.read_text())["records"]
-    pytest.skip("hwnasbench_official_example_values.json not found (set HWNAS_SHARED)")
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +136,9 @@ def test_nb201_from_nats_reads_mean_accuracies_and_caches_them(tmp_path, monkeyp
 
 # ---------------------------------------------------------------- HW-NAS-Bench
 @pytest.mark.parametrize("arch_index", [1, 2])
-def test_hwnasbench_matches_official_example_values(hwnb, arch_index):
-    records = [r for r in _official_examples() if r["arch_index"] == arch_index]
+def test_hwnasbench_matches_official_example_values(hwnb, arch_index, shared_data):
+    examples = json.loads((shared_data / "hw" / "hwnasbench_official_example_values.json").read_text())["records"]
+    records = [r for r in examples if r["arch_index"] == arch_index]
     checked = 0
     for rec in records:
         if rec["dataset"] not in hwnb.datasets():

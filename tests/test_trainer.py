@@ -22,13 +22,6 @@ TINY = dict(channels=8, cells=1, max_images=512, batch_size=64, progress=False)
 TIMING = ("seconds", "images_per_s")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _cfg(data_dir, out, **kw) -> TrainConfig:
     return TrainConfig(**{**TINY, "data": str(data_dir), "out": str(out), **kw})
