@@ -78,6 +78,17 @@ def run(args: argparse.Namespace) -> str:
     wide = wide[[a for a in args.algorithms]].reset_index()
     picks = pd.DataFrame(pick_rows)
     cmd = "python -m benchmarks.fronts " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    supernet_line = ""
+    if args.supernet:
+        import json
+
+        run_dir = Path(args.supernet)
+        cfg = json.loads((run_dir / "config.json").read_text())
+        res = json.loads((run_dir / "result.json").read_text())
+        supernet_line = (f"Supernet `{args.supernet}`: {cfg['mode']}, C={cfg['channels']}, N={cfg['cells']}, "
+                         f"{cfg['max_images'] or 'all'} images, {cfg['epochs']} epochs, held-out accuracy "
+                         f"{res['val_acc']:.1f}% (panel of paths); proxy: BN recalibrated on {args.calib_batches} "
+                         f"batches, {args.eval_images} held-out images per arch.  ")
     budget = args.pop_size * args.generations
     md = [
         "# Fronts: NSGA-II vs baselines at equal budget",
@@ -85,6 +96,7 @@ def run(args: argparse.Namespace) -> str:
         f"Command: `{cmd.strip()}`  ",
         f"Budget: {budget} evaluations per search (population {args.pop_size}, {args.generations} generations); "
         f"seeds {args.seeds}; data set cifar10; wall time {time.perf_counter() - t0:.0f} s.  ",
+        supernet_line,
         "HV ratio: normalised hypervolume (reference point 1.1 after normalising by the exact front's ideal and "
         "nadir) of each method's evaluated archs, re-scored with NAS-Bench-201 200-epoch test error, divided by "
         "that of the exact front from all 15,625 archs. `true_err` = searched with ground truth (oracle), "
