@@ -95,7 +95,9 @@ def run(args: argparse.Namespace) -> str:
         "",
         f"Command: `{cmd.strip()}`  ",
         f"Budget: {budget} evaluations per search (population {args.pop_size}, {args.generations} generations); "
-        f"seeds {args.seeds}; data set cifar10; wall time {time.perf_counter() - t0:.0f} s.  ",
+        f"seeds {args.seeds}; data set cifar10; wall time {time.perf_counter() - t0:.0f} s"
+        + (f" ({ctx.evaluator.misses} proxy evaluations, {ctx.evaluator.hits} answered by the proxy cache; "
+           f"a cold cache costs ~0.1 s per evaluation here).  " if args.supernet else ".  "),
         supernet_line,
         "HV ratio: normalised hypervolume (reference point 1.1 after normalising by the exact front's ideal and "
         "nadir) of each method's evaluated archs, re-scored with NAS-Bench-201 200-epoch test error, divided by "
