@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> str:
     wide = hv.pivot_table(index=["device", "accuracy"], columns="method", values="hv_ratio_mean")
     wide = wide[[a for a in args.algorithms]].reset_index()
     picks = pd.DataFrame(pick_rows)
-    cmd = "python -m benchmarks.fronts " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    cmd = "python -m benchmarks.fronts " + " ".join(shlex.quote(a) for a in args.argv)
     supernet_line = ""
     if args.supernet:
         import json
@@ -154,7 +154,10 @@ def main(argv=None) -> int:
     p.add_argument("--calib-batches", type=int, default=2)
     p.add_argument("--data", default=None)
     p.add_argument("--out", default="benchmarks/results/fronts.md")
-    run(p.parse_args(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = p.parse_args(argv)
+    args.argv = argv
+    run(args)
     return 0
 
 
