@@ -1,6 +1,6 @@
 """Tests for supernet.data: loading the NB201 data sets, search splits, and tensor mini-batches.
 
-Tests on real CIFAR-10 need HWNAS_DATA pointing at a folder with cifar-10-batches-py/ (CI sets it);
+Tests on real CIFAR-10 read the prepared data (fixture `data_dir`: $HWNAS_DATA, default ./data; skipped when absent);
 everything else runs on tiny fixtures written into tmp_path, and nothing touches the network.
 """
 import ast
@@ -20,15 +20,10 @@ from supernet import data
 from supernet.data import (DATASETS, RawDataset, Splits, TensorBatches, data_root, load_dataset,
                            make_splits)
 
-HWNAS_DATA = os.environ.get("HWNAS_DATA")
-needs_real_data = pytest.mark.skipif(not HWNAS_DATA, reason="HWNAS_DATA is not set")
-
 
 @pytest.fixture(scope="module")
-def cifar10() -> RawDataset:
-    if not HWNAS_DATA:
-        pytest.skip("HWNAS_DATA is not set")
-    return load_dataset("cifar10")
+def cifar10(data_dir) -> RawDataset:
+    return load_dataset("cifar10", data_dir)
 
 
 def _write_pickle(path: pathlib.Path, obj) -> None:
@@ -81,7 +76,6 @@ def test_data_root_prefers_argument_then_env_then_default(monkeypatch, tmp_path)
 # loading
 
 
-@needs_real_data
 def test_cifar10_loads_50000_train_and_10000_test_images_of_all_ten_classes(cifar10):
     assert cifar10.train_x.shape == (50000, 3, 32, 32) and cifar10.train_x.dtype == torch.uint8
     assert cifar10.test_x.shape == (10000, 3, 32, 32) and cifar10.test_x.dtype == torch.uint8
@@ -227,7 +221,6 @@ def test_download_rejects_archive_members_outside_the_root(tmp_path, monkeypatch
 # splits
 
 
-@needs_real_data
 def test_search_protocol_splits_cifar10_train_set_into_two_25k_halves(cifar10):
     s = make_splits(cifar10, "search")
     assert len(s.train[0]) == len(s.train[1]) == 25000
@@ -331,7 +324,6 @@ def _crops_of(img: np.ndarray, pad: int) -> list[np.ndarray]:
     return crops + [c[:, :, ::-1] for c in crops]
 
 
-@needs_real_data
 def test_augmented_images_are_real_crops_of_the_zero_padded_image_flipped_or_not(cifar10):
     x, y = cifar10.train_x[:32], cifar10.train_y[:32]
     b = _batches(x, y, batch_size=32, mean=cifar10.mean, std=cifar10.std, shuffle=False)
@@ -349,7 +341,6 @@ def test_augmented_images_are_real_crops_of_the_zero_padded_image_flipped_or_not
     assert moved > 16  # augmentation really changes most images
 
 
-@needs_real_data
 def test_normalised_batch_is_roughly_zero_mean_unit_std(cifar10):
     b = TensorBatches(cifar10.train_x[:2000], cifar10.train_y[:2000], 2000, cifar10.mean, cifar10.std,
                       augment=False, shuffle=True)

@@ -1,13 +1,12 @@
 """Tabular benchmarks: NB201 ground truth, HW-NAS-Bench, a user's device table.
 
-Data-dependent tests read $HWNAS_DATA (skipped when unset); the official HW-NAS-Bench example values
+Data-dependent tests read the prepared data (fixture `data_dir`: $HWNAS_DATA, default ./data; skipped when
+absent); the official HW-NAS-Bench example values
 come from $HWNAS_SHARED or ../shared/data beside the repository (skipped when absent).
 """
 import json
 import math
-import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,26 +21,14 @@ ARCH1 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_co
 ARCH_ABSENT = "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|"  # not in the fixture tables
 
 
-def _data_dir() -> Path:
-    if not os.environ.get("HWNAS_DATA"):
-        pytest.skip("HWNAS_DATA not set")
-    return Path(os.environ["HWNAS_DATA"])
+@pytest.fixture(scope="module")
+def truth(data_dir) -> NB201Truth:
+    return NB201Truth.load(data_dir / "nb201_accuracy.csv")
 
 
 @pytest.fixture(scope="module")
-def truth() -> NB201Truth:
-    path = _data_dir() / "nb201_accuracy.csv"
-    if not path.is_file():
-        pytest.skip(f"{path} missing")
-    return NB201Truth.load()
-
-
-@pytest.fixture(scope="module")
-def hwnb() -> HWNASBench:
-    path = _data_dir() / "HW-NAS-Bench-v1_0.pickle"
-    if not path.is_file():
-        pytest.skip(f"{path} missing")
-    return HWNASBench.load()
+def hwnb(data_dir) -> HWNASBench:
+    return HWNASBench.load(data_dir / "HW-NAS-Bench-v1_0.pickle")
 
 
 # ---------------------------------------------------------------- NB201 truth
