@@ -362,6 +362,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser (`hwnas --help` lists the commands)."""
     parser = argparse.ArgumentParser(
         prog="hwnas",
         description="Hardware-aware NAS: train a supernet once, then search a Pareto front per device.")
@@ -373,15 +374,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of one command, `hwnas NAME ...`."""
+    help_text, add_options, func = COMMANDS[name]
+    p = argparse.ArgumentParser(prog=f"hwnas {name}", description=help_text)
+    add_options(p)
+    p.set_defaults(func=func)
+    return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `hwnas` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
     if not argv or argv[0] not in COMMANDS:
-        args = parser.parse_args(argv)
+        parser = build_parser()
+        parser.parse_args(argv)  # --help exits 0, an unknown command exits 2 naming the valid ones
         parser.print_help()
-        return 0 if argv else 2
-    sub = parser._subparsers._group_actions[0].choices[argv[0]]
+        return 2
+    sub = command_parser(argv[0])
     args = _apply_config(sub, argv[1:])
     try:
         return int(args.func(args) or 0)
