@@ -74,3 +74,13 @@ class SearchSpace(ABC):
     @abstractmethod
     def build_subnet(self, arch: Arch, supernet: nn.Module | None = None, **cfg: Any) -> nn.Module:
         """A standalone module for `arch`; with `supernet`, it inherits that supernet's weights."""
+
+    def latency_blocks(self, input_shape: Sequence[int] = (1, 3, 32, 32),
+                       **cfg: Any) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
+        """Every distinct block a subnet of this space can contain, as name -> (module, input shape at its
+        position): what a per-block latency lookup table times."""
+        raise NotImplementedError(f"space '{self.name}' does not define per-block latency tables")
+
+    def arch_blocks(self, arch: Arch, **cfg: Any) -> list[str]:
+        """Names (from `latency_blocks`) of the blocks `arch` runs, once per occurrence."""
+        raise NotImplementedError(f"space '{self.name}' does not define per-block latency tables")

@@ -17,14 +17,15 @@ The representative of a class is its member with the smallest base-5 code.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch.nn as nn
 
-from ..nb201_net import EDGES, NB201Network
+from ..nb201_net import EDGES, Cell, NB201Network, live_edges
 from ..ops import NB201_OPS
 from . import register_space
 from .base import Arch, SearchSpace
@@ -33,6 +34,13 @@ NUM_EDGES = len(EDGES)
 NUM_OPS = len(NB201_OPS)
 NUM_ARCHS = NUM_OPS ** NUM_EDGES
 _TOKEN = re.compile(r"^([a-z0-9_]+)~(\d+)$")
+
+
+class _NodeSum(nn.Module):
+    """Adding one more input into a cell node (x + x stands in for two different tensors of that shape)."""
+
+    def forward(self, x):
+        return x + x
 
 
 def _code(arch: Arch) -> int:
@@ -152,6 +160,43 @@ class NB201Space(SearchSpace):
     def build_supernet(self, channels: int = 16, cells: int = 5, num_classes: int = 10,
                        **cfg: Any) -> NB201Network:
         return NB201Network(channels=channels, cells=cells, num_classes=num_classes, **cfg)
+
+    def latency_blocks(self, input_shape: Sequence[int] = (1, 3, 32, 32), channels: int = 16, cells: int = 5,
+                       num_classes: int = 10, **cfg: Any) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
+        """Blocks of the NB201 network for a lookup table: `stem`, per stage s in 0..2 every op
+        (`s<s>/<op>`) and the node sum (`s<s>/add`), `reduction1`, `reduction2` and `head` (BN, ReLU,
+        pooling, classifier). Cells of one stage see the same shape, so an op is timed once per stage."""
+        net = self.build_supernet(channels, cells, num_classes, **cfg).eval()
+        b, _, h, w = (int(v) for v in input_shape)
+        blocks: dict[str, tuple[nn.Module, tuple[int, ...]]] = {"stem": (net.stem, (b, 3, h, w))}
+        cell_modules = [m for m in net.layers if isinstance(m, Cell)]
+        reductions = [m for m in net.layers if not isinstance(m, Cell)]
+        c = channels
+        for stage in range(3):
+            if stage:
+                blocks[f"reduction{stage}"] = (reductions[stage - 1], (b, c, h, w))
+                c, h, w = 2 * c, (h + 1) // 2, (w + 1) // 2
+            edge = cell_modules[stage * cells].edges[0]
+            for name in NB201_OPS[1:]:
+                blocks[f"s{stage}/{name}"] = (edge.ops[name], (b, c, h, w))
+            blocks[f"s{stage}/add"] = (_NodeSum(), (b, c, h, w))
+        blocks["head"] = (nn.Sequential(net.head, net.pool, nn.Flatten(), net.classifier), (b, c, h, w))
+        return blocks
+
+    def arch_blocks(self, arch: Arch, cells: int = 5, **cfg: Any) -> list[str]:
+        """Blocks `arch` runs: the stem, per cell its live edges' ops and one sum per extra node input,
+        the two reductions and the head (see `live_edges`: dead edges and `none` run nothing)."""
+        arch = self.parse(arch)
+        live = live_edges(arch)
+        inputs_per_node = Counter(EDGES[e][1] for e in live)
+        adds = sum(n - 1 for n in inputs_per_node.values())
+        blocks = ["stem"]
+        for stage in range(3):
+            if stage:
+                blocks.append(f"reduction{stage}")
+            per_cell = [f"s{stage}/{NB201_OPS[arch[e]]}" for e in live] + [f"s{stage}/add"] * adds
+            blocks += per_cell * cells
+        return blocks + ["head"]
 
     def build_subnet(self, arch: Arch, supernet: nn.Module | None = None, **cfg: Any) -> NB201Network:
         arch = self.parse(arch)
