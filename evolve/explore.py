@@ -5,6 +5,7 @@ Shared by the CLI (`hwnas search`, `hwnas quickstart`), `benchmarks.fronts` and 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -107,7 +108,7 @@ def save_result(result: DeviceResult, out: str | Path, stem: str | None = None) 
     """Write `<out>/<stem>.csv|.parquet|.json|.png` (stem defaults to the device name)."""
     from . import plot
 
-    stem_path = Path(out) / (stem or result.device)
+    stem_path = Path(out) / (stem or re.sub(r"[^A-Za-z0-9_-]+", "_", result.device).strip("_"))
     files = result.front.save(stem_path)
     acc = result.front.objectives[0]
     png = stem_path.with_suffix(".png")

@@ -10,11 +10,17 @@ Names and units (the Front column is `<name>_<unit>`):
   params                M   parameters of the standalone network
   flops                 M   forward FLOPs for one image (torch's FlopCounterMode)
   size_mb               MB  fp32 parameter size
+  size_int8_mb          MB  size after int8 post-training quantisation (BN folded)
+  peak_mem_mb           MB  peak activation memory of one forward pass
+  measured_latency:<t>  ms  timed on this machine, t in cpu, cuda, onnxruntime, onnxruntime-cuda
+  remote_latency:<url>  ms  timed on a remote device by `hwnas agent serve` (token: --agent-token-file)
+  lut_latency           ms  sum of per-block latencies from a lookup table (--lut FILE)
 A value a table lacks is NaN: the search treats that arch as infeasible and counts it, never as zero.
 Cheap objectives (tables, counters) carry a lower `cost` than supernet or device evaluations.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -43,9 +49,11 @@ class Objective:
 
     @property
     def column(self) -> str:
-        """Front column name: the objective name with its unit, e.g. 'fpga_latency_ms'."""
+        """Front column name: the objective name with its unit, e.g. 'fpga_latency_ms',
+        'measured_latency_cpu_ms' (characters other than letters, digits and '_' become '_')."""
+        name = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", self.name)).strip("_")
         suffix = UNIT_SUFFIX.get(self.unit, self.unit.lower())
-        return f"{self.name}_{suffix}" if suffix and not self.name.endswith(f"_{suffix}") else self.name
+        return f"{name}_{suffix}" if suffix and not name.endswith(f"_{suffix}") else name
 
     def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
         keys = [self.space.to_str(a) for a in archs]
@@ -63,13 +71,17 @@ class ObjectiveContext:
     def __init__(self, space: str | SearchSpace = "nb201", dataset: str = "cifar10", supernet: str | None = None,
                  truth: str | Any | None = None, hwnasbench: str | Any | None = None,
                  device_tables: Sequence[str] = (), data: str | None = None, proxy_settings: Any = None,
-                 net_config: dict | None = None, progress: bool = True, cache: str | None = None):
+                 net_config: dict | None = None, progress: bool = True, cache: str | None = None,
+                 measure_settings: Any = None, lut: str | None = None, agent_token: str | None = None,
+                 latency_cache: str | None = None):
         self.space = get_space(space) if isinstance(space, str) else space
         self.dataset = dataset
         self.supernet_path = supernet
         self._truth_src, self._hw_src = truth, hwnasbench
         self.data, self.proxy_settings, self.progress, self.cache_path = data, proxy_settings, progress, cache
         self.net_config = net_config or {"channels": 16, "cells": 5}
+        self.measure_settings, self.lut_path = measure_settings, lut
+        self.agent_token_file, self.latency_cache = agent_token, latency_cache
         from benchmarks.device_table import DeviceTable
 
         self.device_tables = {}
@@ -106,6 +118,11 @@ class ObjectiveContext:
     def num_classes(self) -> int:
         return {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}.get(self.dataset, 10)
 
+    @property
+    def net(self) -> dict:
+        """Options that build a standalone subnet of this context (channels, cells, classes)."""
+        return {**self.net_config, "num_classes": self.num_classes}
+
     def _strs(self, archs: Sequence[Arch]) -> list[str]:
         return [self.space.to_str(a) for a in archs]
 
@@ -120,19 +137,54 @@ class ObjectiveContext:
         return [d for d in HW_DEVICES if any(m.startswith(f"{d}_") for m in metrics)]
 
 
+COUNTERS = {"params": "M", "flops": "M", "size_mb": "MB", "size_int8_mb": "MB", "peak_mem_mb": "MB"}
+
+
 def _counter(ctx: ObjectiveContext, which: str) -> Callable[[list[Arch]], np.ndarray]:
     from hardware import counters
 
-    shape = (1, 3, 16, 16) if ctx.dataset == "ImageNet16-120" else (1, 3, 32, 32)
+    from .measured import input_shape
+
+    shape = input_shape(ctx.dataset)
+    count = {"params": counters.params_m, "size_mb": counters.size_mb, "size_int8_mb": counters.size_int8_mb,
+             "flops": lambda m: counters.flops_m(m, shape),
+             "peak_mem_mb": lambda m: counters.peak_activation_mb(m, shape)}[which]
 
     def fn(archs):
-        out = []
-        for a in archs:
-            net = ctx.space.build_subnet(a, num_classes=ctx.num_classes, **ctx.net_config)
-            out.append({"params": counters.params_m, "size_mb": counters.size_mb,
-                        "flops": lambda m: counters.flops_m(m, shape)}[which](net))
-        return np.array(out)
+        return np.array([count(ctx.space.build_subnet(a, **ctx.net)) for a in archs])
     return fn
+
+
+def _measured(name: str, ctx: ObjectiveContext) -> Objective | None:
+    """The measured-latency objectives (`measured_latency:<target>`, `remote_latency:<url>`,
+    `lut_latency`), or None if `name` is none of them."""
+    from . import measured
+
+    settings = ctx.measure_settings or measured.MeasureSettings()
+    kind, sep, where = name.partition(":")
+    if kind == "measured_latency" and sep:
+        from hardware.measure import check_target
+
+        check_target(where)
+        fn = measured.local_latency(ctx.space, where, ctx.net, ctx.dataset, settings, ctx.latency_cache, ctx.progress)
+        return Objective(name, "ms", fn, f"measured on this machine ({where})", 2, ctx.space)
+    if kind == "remote_latency" and sep:
+        from hardware.remote import read_token
+
+        if not where.startswith(("http://", "https://")):
+            raise ValueError(f"bad agent URL '{where}' in '{name}'; expected remote_latency:http://HOST:PORT")
+        fn = measured.remote_latency(ctx.space, where, read_token(ctx.agent_token_file), ctx.net, ctx.dataset,
+                                     settings, ctx.latency_cache, ctx.progress)
+        return Objective(name, "ms", fn, f"measured by the agent at {where}", 2, ctx.space)
+    if name == "lut_latency":
+        if ctx.lut_path is None:
+            raise ValueError("objective 'lut_latency' needs a lookup table (--lut FILE, from `hwnas lut build`)")
+        return Objective(name, "ms", measured.lut_latency(ctx.space, ctx.lut_path, ctx.net),
+                         f"lookup table {ctx.lut_path}", 0, ctx.space)
+    if kind in ("measured_latency", "remote_latency"):
+        raise ValueError(f"objective '{name}' needs a target: {kind}:<target>, e.g. measured_latency:cpu "
+                         f"or remote_latency:http://HOST:PORT")
+    return None
 
 
 def get_objective(name: str, ctx: ObjectiveContext) -> Objective:
@@ -145,9 +197,11 @@ def get_objective(name: str, ctx: ObjectiveContext) -> Objective:
     if name == "true_err":
         return Objective(name, "%", lambda a: ctx.truth.error(ctx._strs(a), ctx.dataset),
                          f"NAS-Bench-201 {ctx.dataset} (200 epochs)", 0, space)
-    if name in ("params", "flops", "size_mb"):
-        unit = {"params": "M", "flops": "M", "size_mb": "MB"}[name]
-        return Objective(name, unit, _counter(ctx, name), "counted on the standalone network", 1, space)
+    if name in COUNTERS:
+        return Objective(name, COUNTERS[name], _counter(ctx, name), "counted on the standalone network", 1, space)
+    measured = _measured(name, ctx)
+    if measured is not None:
+        return measured
     device, _, metric = name.partition("_")
     if device in HW_DEVICES and metric in HW_METRICS.get(device, ()):
         key = f"{device}_{metric}"
@@ -165,8 +219,10 @@ def get_objective(name: str, ctx: ObjectiveContext) -> Objective:
 def list_objectives(ctx: ObjectiveContext) -> list[str]:
     """Objective names available in `ctx` (tables that cannot be loaded are left out)."""
     from benchmarks.hwnasbench import HW_METRICS
+    from hardware.measure import TARGETS
 
-    names = ["proxy_err", "true_err", "params", "flops", "size_mb"]
+    names = ["proxy_err", "true_err", *COUNTERS, *(f"measured_latency:{t}" for t in TARGETS),
+             "remote_latency:<url>", "lut_latency"]
     for d in ctx.hw_devices():
         names += [f"{d}_{m}" for m in HW_METRICS[d]]
     for tname, table in ctx.device_tables.items():
@@ -175,13 +231,17 @@ def list_objectives(ctx: ObjectiveContext) -> list[str]:
 
 
 def device_objective(device: str, ctx: ObjectiveContext) -> str:
-    """The hardware objective a `--device` name stands for: HW-NAS-Bench latency, or a user table's
-    first metric column."""
+    """The hardware objective a `--device` name stands for: HW-NAS-Bench latency, a user table's first
+    metric column, or a measured latency named in full (`measured_latency:cpu`, `remote_latency:URL`,
+    `lut_latency`)."""
     from benchmarks.hwnasbench import HW_DEVICES
 
+    if device == "lut_latency" or device.startswith(("measured_latency:", "remote_latency:")):
+        return device
     if device in HW_DEVICES:
         return f"{device}_latency"
     if device in ctx.device_tables:
         return f"{device}_{ctx.device_tables[device].metrics()[0]}"
     valid = list(HW_DEVICES) + list(ctx.device_tables)
-    raise ValueError(f"unknown device '{device}'; valid: {', '.join(valid)} (or --device-table FILE.csv)")
+    raise ValueError(f"unknown device '{device}'; valid: {', '.join(valid)}, measured_latency:<target>, "
+                     f"remote_latency:<url>, lut_latency (or --device-table FILE.csv)")

@@ -45,7 +45,7 @@ def parse_bounds(texts: Sequence[str]) -> list[Bound]:
     """`["edgegpu_latency=5", "size_mb=2"]` -> bounds; ValueError naming a malformed one."""
     out = []
     for t in texts:
-        name, sep, value = t.partition("=")
+        name, sep, value = t.rpartition("=")
         try:
             out.append(Bound(name.strip(), float(value)))
         except ValueError:

@@ -36,8 +36,9 @@ def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-class ProxyCache:
-    """Persistent (checkpoint, settings, arch) -> accuracy store in SQLite WAL mode."""
+class ResultCache:
+    """Persistent (source, settings, arch) -> value store in SQLite WAL mode. Proxy accuracy uses the
+    checkpoint hash as source; measured latency the target's description."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -45,24 +46,27 @@ class ProxyCache:
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS proxy (ckpt TEXT, setting TEXT, arch TEXT, acc REAL, "
-                         "seconds REAL, PRIMARY KEY (ckpt, setting, arch))")
+        self._db.execute("CREATE TABLE IF NOT EXISTS results (source TEXT, setting TEXT, arch TEXT, value REAL, "
+                         "seconds REAL, PRIMARY KEY (source, setting, arch))")
 
-    def get(self, ckpt: str, setting: str, archs: Sequence[str]) -> dict[str, float]:
+    def get(self, source: str, setting: str, archs: Sequence[str]) -> dict[str, float]:
+        """Stored values of those `archs` that have one."""
         out: dict[str, float] = {}
         for i in range(0, len(archs), 500):
             part = list(archs[i:i + 500])
             q = ",".join("?" * len(part))
-            for arch, acc in self._db.execute(
-                    f"SELECT arch, acc FROM proxy WHERE ckpt=? AND setting=? AND arch IN ({q})", [ckpt, setting, *part]):
-                out[arch] = acc
+            for arch, value in self._db.execute(
+                    f"SELECT arch, value FROM results WHERE source=? AND setting=? AND arch IN ({q})",
+                    [source, setting, *part]):
+                out[arch] = value
         return out
 
-    def put(self, ckpt: str, setting: str, arch: str, acc: float, seconds: float) -> None:
-        self._db.execute("INSERT OR REPLACE INTO proxy VALUES (?, ?, ?, ?, ?)", (ckpt, setting, arch, acc, seconds))
+    def put(self, source: str, setting: str, arch: str, value: float, seconds: float) -> None:
+        """Store one value and the seconds it took to compute."""
+        self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)", (source, setting, arch, value, seconds))
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM proxy").fetchone()[0]
+        return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
 
     def close(self) -> None:
         self._db.close()
@@ -100,7 +104,7 @@ class ProxyEvaluator:
         self.space, self.supernet, self.config = load_supernet(ckpt_file, device=device)
         self.checkpoint = str(ckpt_file)
         self.ckpt_hash = file_sha256(ckpt_file)
-        self.cache = ProxyCache(cache or ckpt_file.parent / "proxy_cache.sqlite")
+        self.cache = ResultCache(cache or ckpt_file.parent / "proxy_cache.sqlite")
         self.device, self.progress = device, progress
         self.hits = self.misses = 0
         self.seconds = 0.0

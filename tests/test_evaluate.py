@@ -6,7 +6,7 @@ import threading
 import numpy as np
 import pytest
 
-from supernet.evaluate import ProxyCache, ProxyEvaluator, ProxySettings
+from supernet.evaluate import ProxyEvaluator, ProxySettings, ResultCache
 from supernet.trainer import TrainConfig, train
 
 SMALL = dict(eval_images=64, calib_batches=1, calib_batch_size=32, batch_size=64)
@@ -24,7 +24,7 @@ def test_cache_keeps_every_write_from_concurrent_writers(tmp_path):
     path = tmp_path / "cache.sqlite"
 
     def write(worker):
-        cache = ProxyCache(path)
+        cache = ResultCache(path)
         for i in range(100):
             cache.put("ckpt", "s", f"arch-{worker}-{i}", float(i), 0.0)
         cache.close()
@@ -34,7 +34,7 @@ def test_cache_keeps_every_write_from_concurrent_writers(tmp_path):
         t.start()
     for t in threads:
         t.join()
-    got = ProxyCache(path).get("ckpt", "s", [f"arch-{w}-{i}" for w in range(4) for i in range(100)])
+    got = ResultCache(path).get("ckpt", "s", [f"arch-{w}-{i}" for w in range(4) for i in range(100)])
     assert len(got) == 400 and got["arch-3-99"] == 99.0
 
 
