@@ -10,7 +10,6 @@ writes benchmarks/results/fronts.md (with the exact command) and prints the same
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ from evolve.objectives import HW_UNITS, ObjectiveContext, device_objective, get_
 from evolve.search import ALGORITHMS, search
 from supernet.atomic import atomic_write_text
 from supernet.evaluate import ProxySettings
+
+from .report import command, markdown_table
 
 TRUE_COL = "true_err_pct"
 
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> str:
     wide = hv.pivot_table(index=["device", "accuracy"], columns="method", values="hv_ratio_mean")
     wide = wide[[a for a in args.algorithms]].reset_index()
     picks = pd.DataFrame(pick_rows)
-    cmd = "python -m benchmarks.fronts " + " ".join(shlex.quote(a) for a in args.argv)
+    cmd = command("benchmarks.fronts", args.argv)
     supernet_line = ""
     if args.supernet:
         import json
@@ -106,14 +107,14 @@ def run(args: argparse.Namespace) -> str:
         "",
         "## Normalised hypervolume ratio (mean over seeds)",
         "",
-        _md(wide),
+        markdown_table(wide),
         "",
         "## The picked arch per method (first seed)",
         "",
         "WSEA: its best weighted sum; the others: lowest error among evaluated archs with latency within CEA's bound "
         "(60th percentile of 1,000 random archs).",
         "",
-        _md(picks),
+        markdown_table(picks),
         "",
     ]
     text = "\n".join(md)
@@ -128,17 +129,6 @@ def _names(ctx) -> list[str]:
     from evolve.objectives import list_objectives
 
     return list_objectives(ctx)
-
-
-def _md(df: pd.DataFrame) -> str:
-    def fmt(v):
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return "-"
-        return f"{v:.4g}" if isinstance(v, float) else str(v).replace("|", "\\|")
-    cols = list(df.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,5 @@
-"""The `hwnas` command line: train a supernet, search fronts per device, plot, quickstart.
+"""The `hwnas` command line: train a supernet, search fronts per device, plot, quickstart; measure, lut,
+agent (in `cli_hardware`).
 
 Every bad value ends in one line `hwnas: error: ...` naming it and the valid ones, and exit status 2.
 """
@@ -8,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from evolve import cli_hardware
 
 _USER_ERRORS = (ValueError, FileNotFoundError, KeyError, FloatingPointError)
 
@@ -109,6 +112,14 @@ def _add_context_options(p: argparse.ArgumentParser) -> None:
                    help="HW-NAS-Bench pickle (default: $HWNAS_DATA/HW-NAS-Bench-v1_0.pickle)")
     p.add_argument("--device-table", action="append", default=[], metavar="FILE.csv",
                    help="your own per-arch metrics (arch_str + numeric columns); its file stem is a device name")
+    p.add_argument("--lut", default=None, help="per-block latency table for lut_latency (from `hwnas lut build`)")
+    p.add_argument("--agent-token-file", default=None,
+                   help="token for remote_latency:<url> agents (default: $HWNAS_AGENT_TOKEN)")
+    p.add_argument("--measure-repeats", type=int, default=50, help="timed runs per arch for measured latency")
+    p.add_argument("--measure-warmup", type=int, default=10, help="untimed runs before them")
+    p.add_argument("--measure-threads", type=int, default=1, help="CPU threads while timing")
+    p.add_argument("--latency-cache", default=None,
+                   help="SQLite cache of measured latencies (default: $HWNAS_CACHE or ~/.cache/hwnas/latency.sqlite)")
 
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
@@ -156,9 +167,14 @@ def _context(args: argparse.Namespace, supernet: str | None = None):
     if hasattr(args, "bn_mode"):
         settings = ProxySettings(bn_mode=args.bn_mode, eval_images=args.eval_images,
                                  calib_batches=args.calib_batches)
+    from evolve.measured import MeasureSettings
+
+    measure = MeasureSettings(warmup=args.measure_warmup, repeats=args.measure_repeats, threads=args.measure_threads)
     return ObjectiveContext(dataset=dataset or "cifar10", supernet=supernet, truth=args.truth,
                             hwnasbench=args.hwnasbench, device_tables=args.device_table, data=args.data,
-                            proxy_settings=settings, progress=not getattr(args, "quiet", False))
+                            proxy_settings=settings, progress=not getattr(args, "quiet", False),
+                            measure_settings=measure, lut=args.lut, agent_token=args.agent_token_file,
+                            latency_cache=args.latency_cache)
 
 
 def _devices(args: argparse.Namespace, ctx) -> list[str]:
@@ -194,7 +210,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         save_result(r, args.out)
         results[dev] = r
         print(f"{dev}: {int(r.front.table.is_pareto.sum())} Pareto archs of {len(r.front.table)} evaluated "
-              f"-> {Path(args.out) / dev}.csv")
+              f"-> {r.files[0]}")
     print(format_table(summary_table(results)))
     if not oracle and ctx.supernet_path:
         ev = ctx.evaluator
@@ -358,6 +374,12 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "search": ("search Pareto fronts (accuracy vs hardware) per device", _add_search_options, cmd_search),
     "devices": ("list devices and objectives with their units and sources", _add_devices_options, cmd_devices),
     "plot": ("plot saved fronts", _add_plot_options, cmd_plot),
+    "measure": ("time one subnet on cpu, cuda, onnxruntime or a remote agent; count params, FLOPs, size, memory",
+                cli_hardware.add_measure_options, cli_hardware.cmd_measure),
+    "lut": ("build a per-block latency lookup table, or check its sums against measured networks",
+            cli_hardware.add_lut_options, cli_hardware.cmd_lut),
+    "agent": ("serve latency measurements on this device over HTTP (bearer token)",
+              cli_hardware.add_agent_options, cli_hardware.cmd_agent),
 }
 
 

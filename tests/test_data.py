@@ -17,8 +17,7 @@ import pytest
 import torch
 
 from supernet import data
-from supernet.data import (DATASETS, RawDataset, Splits, TensorBatches, data_root, load_dataset,
-                           make_splits)
+from supernet.data import DATASETS, RawDataset, Splits, TensorBatches, data_root, load_dataset, make_splits
 
 
 @pytest.fixture(scope="module")
