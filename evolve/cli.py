@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from evolve import cli_hardware
 
-_USER_ERRORS = (ValueError, FileNotFoundError, KeyError, FloatingPointError)
+_USER_ERRORS = (ValueError, FileNotFoundError, KeyError, FloatingPointError, ConnectionError)
 
 
 def _fail(msg: str) -> None:

@@ -192,11 +192,12 @@ def add_agent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["serve"], help="serve: run the measurement agent on this device")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, default=8642)
+    p.add_argument("--port", type=int, default=8765)
     p.add_argument("--token-file", required=True, help="file holding the bearer token clients must send")
     p.add_argument("--target", default="cpu", help=f"what the agent times on ({', '.join(TARGETS)})")
     p.add_argument("--max-concurrent", type=int, default=4, help="requests handled at once (others wait)")
     p.add_argument("--max-body-bytes", type=int, default=65536, help="larger requests are refused (413)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for every measurement")
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -209,5 +210,5 @@ def cmd_agent(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
     print(f"hwnas agent: timing on {args.target}; Ctrl-C stops it", file=sys.stderr)
     serve(build_described, args.token_file, host=args.host, port=args.port, max_concurrent=args.max_concurrent,
-          max_body_bytes=args.max_body_bytes, target=args.target)
+          max_body_bytes=args.max_body_bytes, target=args.target, threads=args.threads)
     return 0

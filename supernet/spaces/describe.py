@@ -1,0 +1,75 @@
+"""A subnet described in plain JSON, and the builder that turns the description back into a module.
+
+The remote measurement agent (`hardware.agent`) gets `build_described` injected: it receives only data
+(space name, arch string, whitelisted integer options), never pickles or code.
+
+    request = describe_request("nb201", "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|",
+                               {"channels": 16, "cells": 5}, input_shape=(1, 3, 32, 32))
+    model = build_described(request)   # what the agent does on the device
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from . import get_space
+
+# option -> inclusive range; anything else in "net" is refused
+NET_OPTIONS: dict[str, tuple[int, int]] = {"channels": (1, 512), "cells": (1, 20), "num_classes": (1, 10000)}
+
+
+def _require(ok: bool, message: str) -> None:
+    """ValueError(message) unless `ok`: a bad description is the sender's error (the agent answers 400)."""
+    if not ok:
+        raise ValueError(message)
+
+
+def _net_options(net: Any) -> dict[str, int]:
+    """`net` checked against NET_OPTIONS; ValueError naming the bad key or value."""
+    if net is None:
+        return {}
+    _require(isinstance(net, dict),
+             f"'net' must be an object of options ({', '.join(NET_OPTIONS)}), got {type(net).__name__}")
+    out = {}
+    for key, value in net.items():
+        if key not in NET_OPTIONS:
+            raise ValueError(f"unknown net option '{key}'; valid: {', '.join(NET_OPTIONS)}")
+        lo, hi = NET_OPTIONS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise ValueError(f"net option '{key}' must be an integer in {lo}..{hi}, got {value!r}")
+        out[key] = value
+    return out
+
+
+def _space_and_arch(space_name: Any, arch: Any):
+    _require(isinstance(space_name, str), f"'space' must be a space name string, got {space_name!r}")
+    space = get_space(space_name)  # ValueError naming the valid spaces
+    _require(isinstance(arch, str), f"'arch' must be an arch string of space '{space_name}', got {type(arch).__name__}")
+    return space, space.from_str(arch)  # ValueError naming what is wrong
+
+
+def build_described(request: dict) -> nn.Module:
+    """The eval-mode subnet a request describes: `space` (registered name), `arch` (that space's arch
+    string) and optional `net` options (see NET_OPTIONS). ValueError, one line, for anything invalid.
+    Other keys of the request (input_shape, warmup, ...) are the agent's business and ignored here."""
+    _require(isinstance(request, dict), f"request must be an object, got {type(request).__name__}")
+    for key in ("space", "arch"):
+        if key not in request:
+            raise ValueError(f"request needs '{key}'")
+    space, arch = _space_and_arch(request["space"], request["arch"])
+    return space.build_subnet(arch, **_net_options(request.get("net"))).eval()
+
+
+def describe_request(space_name: str, arch_str: str | Sequence[int], net: dict | None = None,
+                     input_shape: Sequence[int] = (1, 3, 32, 32), warmup: int = 10, repeats: int = 50,
+                     target: str = "cpu") -> dict:
+    """The JSON request for timing `arch_str` of `space_name` on an agent; the space, arch and net options
+    are checked here already (ValueError), so a bad request fails before it goes over the wire. `arch_str`
+    may also be an arch tuple or encoding; it is sent in the space's string form."""
+    space = get_space(space_name)
+    arch = space.parse(arch_str)
+    return {"space": space_name, "arch": space.to_str(arch), "net": _net_options(net or {}),
+            "input_shape": [int(s) for s in input_shape], "warmup": int(warmup), "repeats": int(repeats),
+            "target": target}

@@ -1,0 +1,361 @@
+"""The remote measurement agent and its client, over loopback only: authentication, request limits,
+one-line JSON errors, bounded concurrency with nothing dropped, client retries, and remote timings that
+agree with local ones. Models are tiny (NB201, 4-8 channels, one cell per stage)."""
+from __future__ import annotations
+
+import ast
+import http.client
+import inspect
+import json
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from hardware import agent as agent_mod
+from hardware.agent import make_server, read_token_file, serve
+from hardware.measure import measure
+from hardware.remote import TOKEN_ENV, RemoteDevice, read_token
+from supernet.spaces.describe import build_described, describe_request
+
+TOKEN = "s3cret-token-for-tests"
+ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|"
+TINY = {"channels": 4, "cells": 1}
+
+
+def _request(**over) -> dict:
+    req = describe_request("nb201", ARCH, TINY, input_shape=(1, 3, 32, 32), warmup=1, repeats=3)
+    req.update(over)
+    return req
+
+
+def _start(server):
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return thread
+
+
+def _stop(server, thread) -> None:
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+@pytest.fixture
+def agent():
+    server = make_server(build_described, TOKEN, max_concurrent=2, log=False)
+    thread = _start(server)
+    yield server
+    _stop(server, thread)
+
+
+def _http(server, method: str, path: str, body: bytes | None = None, token: str | None = TOKEN,
+          headers: dict | None = None, content_length: bool = True):
+    """(status, headers, parsed JSON body) of one raw request."""
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        conn.putrequest(method, path)
+        if token is not None:
+            conn.putheader("Authorization", f"Bearer {token}")
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        if body is not None and content_length:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        raw = resp.read()
+        return resp.status, resp.headers, json.loads(raw)
+    finally:
+        conn.close()
+
+
+def _post(server, payload, **kw):
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return _http(server, "POST", "/measure", body, **kw)
+
+
+# -- the happy path -------------------------------------------------------------------------------
+def test_measure_answers_sane_timing(agent):
+    status, headers, data = _post(agent, _request())
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    t = data["timing"]
+    assert t["median_ms"] > 0 and t["runs"] == 3 and t["warmup"] == 1 and t["input_shape"] == [1, 3, 32, 32]
+    assert data["device"]["target"] == "cpu" and data["device"]["torch"]
+
+
+def test_health_and_client(agent):
+    dev = RemoteDevice(agent.url, TOKEN, retries=0)
+    assert dev.health()["ok"] is True and dev.health()["target"]["target"] == "cpu"
+    out = dev.measure(_request(repeats=4))
+    assert out["timing"]["runs"] == 4 and TOKEN not in repr(dev)
+
+
+def test_binds_loopback_by_default():
+    server = make_server(build_described, TOKEN, log=False)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+    finally:
+        server.server_close()
+    assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
+    assert inspect.signature(make_server).parameters["host"].default == "127.0.0.1"
+
+
+# -- authentication --------------------------------------------------------------------------------
+@pytest.mark.parametrize("token", [None, "wrong", TOKEN + "x", ""])
+def test_bad_token_is_401(agent, token):
+    for method, path, body in [("POST", "/measure", json.dumps(_request()).encode()), ("GET", "/health", None)]:
+        status, headers, data = _http(agent, method, path, body, token=token)
+        assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer")
+        assert headers["Content-Type"] == "application/json" and data["error"]
+
+
+def test_client_reports_refused_token(agent):
+    with pytest.raises(ValueError, match="refused the token"):
+        RemoteDevice(agent.url, "wrong", retries=3, backoff=0.01).health()
+
+
+# -- request limits and validation -----------------------------------------------------------------
+def test_oversized_body_is_413(agent):
+    big = json.dumps(_request(pad="x" * 70_000)).encode()
+    status, _, data = _post(agent, big)
+    assert status == 413 and "limit" in data["error"]
+
+
+def test_size_checked_before_reading_body(agent):
+    """A huge Content-Length with no body must be refused at once, not waited for."""
+    with socket.create_connection(agent.server_address[:2], timeout=10) as s:
+        s.sendall(f"POST /measure HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n"
+                  f"Content-Length: {10**9}\r\n\r\n".encode())
+        answer = s.recv(4096).decode()
+    assert answer.startswith("HTTP/1.0 413")
+
+
+def test_garbled_request_line_gets_json_400(agent):
+    with socket.create_connection(agent.server_address[:2], timeout=10) as s:
+        s.sendall(b"GET / too many words HTTP/1.0\r\n\r\n")
+        answer = s.makefile("rb").read().decode()  # to EOF: the agent closes after answering
+    head, _, body = answer.partition("\r\n\r\n")
+    assert " 400 " in head.splitlines()[0] and "application/json" in head and json.loads(body)["error"]
+
+
+def test_missing_content_length_is_411(agent):
+    status, _, data = _post(agent, b"{}", content_length=False)
+    assert status == 411 and "Content-Length" in data["error"]
+
+
+@pytest.mark.parametrize("body, needle", [
+    (b"{not json", "malformed JSON"),
+    (b"[1, 2]", "JSON object"),
+    (b"\xff\xfe", "malformed JSON"),
+    (b'{"space": "nb201", "arch": NaN}', "malformed JSON"),
+])
+def test_malformed_json_is_400(agent, body, needle):
+    status, _, data = _post(agent, body)
+    assert status == 400 and needle in data["error"]
+
+
+@pytest.mark.parametrize("over, needle", [
+    ({"arch": "|bogus~0|+|none~0|none~1|+|none~0|none~1|none~2|"}, "unknown op 'bogus'"),
+    ({"arch": "not an arch"}, "bad NB201 arch string"),
+    ({"arch": 5}, "'arch' must be"),
+    ({"space": "nb301"}, "valid: nb201"),
+    ({"net": {"channels": 4, "widht": 3}}, "valid: channels, cells, num_classes"),
+    ({"net": {"channels": 100000}}, "1..512"),
+    ({"repeats": 0}, "'repeats'"),
+    ({"repeats": 10001}, "'repeats'"),
+    ({"repeats": "5"}, "'repeats'"),
+    ({"repeats": True}, "'repeats'"),
+    ({"warmup": -1}, "'warmup'"),
+    ({"input_shape": [1, 3, 32]}, "'input_shape'"),
+    ({"input_shape": [1, 3, 0, 32]}, "'input_shape'"),
+    ({"input_shape": [64, 3, 1024, 1024]}, "limit"),
+    ({"target": "cuda"}, "this agent measures target 'cpu'"),
+    ({"repeat": 5}, "unknown request key 'repeat'"),
+    ({"input_shape": [1, 5, 32, 32]}, "does not take input_shape [1, 5, 32, 32]"),
+])
+def test_bad_request_is_400(agent, over, needle):
+    status, _, data = _post(agent, _request(**over))
+    assert status == 400 and needle in data["error"], data
+
+
+def test_unknown_path_404_and_wrong_method_405(agent):
+    status, _, data = _http(agent, "GET", "/nope")
+    assert status == 404 and "/measure" in data["error"]
+    status, headers, _ = _http(agent, "GET", "/measure")
+    assert status == 405 and headers["Allow"] == "POST"
+
+
+def test_builder_crash_is_500_without_traceback():
+    def broken(request):
+        raise RuntimeError("device on fire")
+
+    server = make_server(broken, TOKEN, log=False)
+    thread = _start(server)
+    try:
+        status, _, data = _post(server, _request())
+    finally:
+        _stop(server, thread)
+    assert status == 500 and data == {"error": "RuntimeError: device on fire"}
+
+
+# -- concurrency -----------------------------------------------------------------------------------
+def test_burst_is_bounded_and_nothing_dropped():
+    lock, state = threading.Lock(), {"now": 0, "peak": 0}
+
+    def counting_builder(request):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        try:
+            time.sleep(0.002)
+            return build_described(request)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    server = make_server(counting_builder, TOKEN, max_concurrent=2, log=False)
+    thread = _start(server)
+    dev = RemoteDevice(server.url, TOKEN, retries=0, timeout=60)  # no retries: a dropped one would fail
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda i: dev.measure(_request(repeats=2)), range(50)))
+    finally:
+        _stop(server, thread)
+    assert len(results) == 50 and all(r["timing"]["runs"] == 2 for r in results)
+    assert 1 <= server.peak_active <= 2   # handlers at once: bounded by max_concurrent
+    assert state["peak"] == 1             # measurements (build + time) never overlap
+
+
+# -- client retries --------------------------------------------------------------------------------
+class _Scripted(BaseHTTPRequestHandler):
+    """Answers with the next status of `server.script` (the last one repeats) and counts calls."""
+
+    def do_GET(self):
+        srv = self.server
+        with srv.lock:
+            status = srv.script[min(srv.calls, len(srv.script) - 1)]
+            srv.calls += 1
+        body = json.dumps({"ok": True} if status == 200 else {"error": f"scripted {status}"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def scripted():
+    servers = []
+
+    def start(*script):
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+        server.script, server.calls, server.lock = list(script), 0, threading.Lock()
+        servers.append((server, _start(server)))
+        return server, f"http://127.0.0.1:{server.server_address[1]}"
+    yield start
+    for server, thread in servers:
+        _stop(server, thread)
+
+
+def test_client_retries_503_then_succeeds(scripted):
+    server, url = scripted(503, 503, 200)
+    assert RemoteDevice(url, TOKEN, retries=3, backoff=0.01).health() == {"ok": True}
+    assert server.calls == 3
+
+
+def test_client_gives_up_after_retries(scripted):
+    server, url = scripted(503)
+    with pytest.raises(ConnectionError, match="after 3 attempts.*503.*scripted 503"):
+        RemoteDevice(url, TOKEN, retries=2, backoff=0.01).health()
+    assert server.calls == 3
+
+
+@pytest.mark.parametrize("status", [400, 404, 413])
+def test_client_does_not_retry_4xx(scripted, status):
+    server, url = scripted(status, 200)
+    with pytest.raises(ValueError, match=f"HTTP {status}: scripted {status}"):
+        RemoteDevice(url, TOKEN, retries=3, backoff=0.01).health()
+    assert server.calls == 1
+
+
+def test_client_retries_connection_refused():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with pytest.raises(ConnectionError, match="after 2 attempts"):
+        RemoteDevice(f"http://127.0.0.1:{port}", TOKEN, retries=1, backoff=0.01, timeout=5).health()
+
+
+# -- tokens ----------------------------------------------------------------------------------------
+def test_read_token(tmp_path, monkeypatch):
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    with pytest.raises(ValueError, match=f"token file.*{TOKEN_ENV}"):
+        read_token(None)
+    monkeypatch.setenv(TOKEN_ENV, "  from-env\n")
+    assert read_token(None) == "from-env"
+    f = tmp_path / "token"
+    f.write_text("from-file\n")
+    assert read_token(f) == "from-file" and read_token_file(f) == "from-file"
+    f.write_text("  \n")
+    for reader in (read_token, read_token_file):
+        with pytest.raises(ValueError, match="empty"):
+            reader(f)
+        with pytest.raises(ValueError, match="not found"):
+            reader(tmp_path / "missing")
+
+
+def test_empty_token_refused_at_startup():
+    with pytest.raises(ValueError, match="empty"):
+        make_server(build_described, "  ", log=False)
+
+
+# -- layering and agreement with local timing ------------------------------------------------------
+def test_agent_imports_only_hardware_measure():
+    tree = ast.parse(Path(agent_mod.__file__).read_text())
+    ours = ("supernet", "evolve", "benchmarks", "hardware")
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            name = "." * node.level + (node.module or "")
+            if node.level or name.split(".")[0] in ours:
+                found.add(name)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] in ours}
+    assert found == {".measure"}
+
+
+def test_remote_timing_matches_local(agent):
+    req = describe_request("nb201", ARCH, {"channels": 8, "cells": 1}, warmup=3, repeats=20)
+    remote = RemoteDevice(agent.url, TOKEN, retries=0).measure(req)["timing"]["median_ms"]
+    local = measure(build_described(req), input_shape=(1, 3, 32, 32), warmup=3, repeats=20).median_ms
+    assert 0.33 <= remote / local <= 3, (remote, local)
+
+
+def test_remote_latency_objective_measures_through_the_agent(agent, tmp_path):
+    """`remote_latency:<url>` in a search context: the agent's timings, cached per canonical arch."""
+    import numpy as np
+
+    from evolve.measured import MeasureSettings
+    from evolve.objectives import ObjectiveContext, get_objective
+
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    ctx = ObjectiveContext(net_config=dict(TINY), progress=False, agent_token=str(token_file),
+                           measure_settings=MeasureSettings(warmup=1, repeats=3),
+                           latency_cache=str(tmp_path / "latency.sqlite"))
+    obj = get_objective(f"remote_latency:{agent.url}", ctx)
+    assert obj.column.startswith("remote_latency_http_127_0_0_1_") and obj.unit == "ms"
+    space = ctx.space
+    archs = [space.from_str(ARCH), space.from_str("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|")]
+    values = obj(archs)
+    assert np.all(values > 0) and obj.fn.misses == 2
+    again = get_objective(f"remote_latency:{agent.url}", ctx)
+    assert np.array_equal(again(archs), values) and again.fn.hits == 2 and again.fn.misses == 0
