@@ -35,6 +35,7 @@ from hardware.measure import TARGETS, check_target, describe_target, measure
 from supernet.atomic import atomic_write_text
 from supernet.spaces import get_space
 
+from .ranking import sample_classes
 from .report import command, markdown_table
 
 
@@ -48,13 +49,6 @@ def available_targets() -> list[str]:
         except ValueError:
             pass
     return out
-
-
-def sample_canonical(space, k: int, seed: int = 0) -> list:
-    """`k` canonical archs drawn uniformly over isomorphism classes."""
-    classes = sorted({space.canonical(a) for a in space.all_archs()})
-    rng = np.random.default_rng(seed)
-    return [classes[i] for i in sorted(rng.choice(len(classes), size=k, replace=False))]
 
 
 def measure_rounds(space, archs, net: dict, target: str, rounds: int, warmup: int, repeats: int,
@@ -93,7 +87,7 @@ def run(args: argparse.Namespace) -> str:
     targets = args.targets or available_targets()
     for t in targets:
         check_target(t)
-    archs = sample_canonical(space, args.archs, args.seed)
+    archs = sample_classes(space, args.archs, args.seed)
     strs = [space.to_str(a) for a in archs]
     t0 = time.perf_counter()
     all_runs, rep_rows, lut_rows, measured = [], [], [], {}

@@ -153,6 +153,10 @@ class NB201Space(SearchSpace):
     def canonical(self, arch: Arch) -> Arch:
         return _from_code(int(_canonical_codes()[_code(self.validate(arch))]))
 
+    def canonical_archs(self) -> list[Arch]:
+        """One representative per isomorphism class (6,466), in ascending base-5 code."""
+        return [_from_code(int(c)) for c in np.unique(_canonical_codes())]
+
     def all_archs(self) -> list[Arch]:
         """Every arch, in official index order."""
         return [_from_code(int(c)) for c in _index_tables()[0]]
