@@ -1,9 +1,9 @@
 """How good are the fronts? NSGA-II against the weighted-sum GA (WSEA), the epsilon-constraint GA (CEA)
 and random search at the same evaluation budget, per HW-NAS-Bench device, with the ground-truth oracle
-and with a supernet's proxy accuracy. Every front is re-scored with NAS-Bench-201 ground truth and held
+and with the proxy accuracy of each supernet given (one per training mode: SPOS, DARTS, GDAS). Every front is re-scored with NAS-Bench-201 ground truth and held
 against the exact front from all 15,625 archs (normalised hypervolume ratio, 1.0 = exact).
 
-    python -m benchmarks.fronts [--supernet runs/NAME] [--pop-size 50 --generations 20] [--seeds 0 1 2]
+    python -m benchmarks.fronts [--supernet runs/A runs/B ...] [--pop-size 50 --generations 20] [--seeds 0 1 2]
 
 writes benchmarks/results/fronts.md (with the exact command) and prints the same tables.
 """
@@ -40,11 +40,29 @@ def _picked(front, algorithm: str, hw_col: str, bound: float) -> pd.Series:
     return ok.sort_values(acc_col).iloc[0]
 
 
+def _supernet_line(run: str, args) -> str:
+    import json
+
+    run_dir = Path(run)
+    cfg = json.loads((run_dir / "config.json").read_text())
+    res = json.loads((run_dir / "result.json").read_text())
+    mode = cfg["mode"] + (f" (order {cfg['order']})" if cfg["mode"] == "darts" else "")
+    acc = res.get("val_acc")
+    return (f"- `proxy:{run_dir.name}` = supernet `{run}`: {mode}, C={cfg['channels']}, N={cfg['cells']}, "
+            f"{cfg['max_images'] or 'all'} images, {cfg['epochs']} epochs"
+            + (f", held-out accuracy {acc:.1f}% (panel of paths)" if acc is not None else "")
+            + f"; proxy: BN recalibrated on {args.calib_batches} batches, {args.eval_images} held-out images per arch")
+
+
 def run(args: argparse.Namespace) -> str:
-    ctx = ObjectiveContext(dataset="cifar10", supernet=args.supernet, data=args.data, progress=False,
-                           proxy_settings=ProxySettings(eval_images=args.eval_images, calib_batches=args.calib_batches))
+    settings = ProxySettings(eval_images=args.eval_images, calib_batches=args.calib_batches)
+    ctx = ObjectiveContext(dataset="cifar10", data=args.data, progress=False)
+    sources = [("true_err", ctx, "true_err")]
+    for run_dir in args.supernet:
+        sctx = ObjectiveContext(dataset="cifar10", supernet=run_dir, data=args.data, progress=False,
+                                proxy_settings=settings)
+        sources.append((f"proxy:{Path(run_dir).name}", sctx, "proxy_err"))
     devices = args.devices or ctx.hw_devices()
-    accs = ["true_err"] + (["proxy_err"] if args.supernet else [])
     rng = np.random.default_rng(0)
     sample = [ctx.space.sample(rng) for _ in range(1000)]
     hv_rows, pick_rows = [], []
@@ -55,8 +73,8 @@ def run(args: argparse.Namespace) -> str:
         energy = get_objective(f"{dev}_energy", ctx) if f"{dev}_energy" in _names(ctx) else None
         exact = exact_front(ctx, hw_name)
         bound = float(np.nanpercentile(hw(sample), 60))
-        for acc in accs:
-            objs = [get_objective(acc, ctx), hw]
+        for label, sctx, acc in sources:
+            objs = [get_objective(acc, sctx), hw]
             for alg in args.algorithms:
                 hvs = []
                 for seed in args.seeds:
@@ -68,28 +86,23 @@ def run(args: argparse.Namespace) -> str:
                     if seed == args.seeds[0]:
                         p = _picked(front, alg, hw.column, bound)
                         arch = ctx.space.from_str(p["arch_str"])
-                        pick_rows.append({"device": dev, "accuracy": acc, "method": alg, "arch": p["arch_str"],
+                        pick_rows.append({"device": dev, "accuracy": label, "method": alg, "arch": p["arch_str"],
                                           "true_acc_pct": 100 - p[TRUE_COL], f"latency_{HW_UNITS['latency']}": p[hw.column],
                                           "energy_mJ": float(energy([arch])[0]) if energy else None})
-                hv_rows.append({"device": dev, "accuracy": acc, "method": alg, "hv_ratio_mean": float(np.mean(hvs)),
+                hv_rows.append({"device": dev, "accuracy": label, "method": alg, "hv_ratio_mean": float(np.mean(hvs)),
                                 "hv_ratio_std": float(np.std(hvs)), "seeds": len(hvs)})
-            print(f"{dev} {acc}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+            print(f"{dev} {label}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     hv = pd.DataFrame(hv_rows)
     wide = hv.pivot_table(index=["device", "accuracy"], columns="method", values="hv_ratio_mean")
     wide = wide[[a for a in args.algorithms]].reset_index()
+    per_mode = hv[hv.method == args.algorithms[0]].pivot_table(index="device", columns="accuracy",
+                                                               values="hv_ratio_mean")
+    per_mode = per_mode[[label for label, _, _ in sources]].reset_index()
     picks = pd.DataFrame(pick_rows)
     cmd = command("benchmarks.fronts", args.argv)
-    supernet_line = ""
-    if args.supernet:
-        import json
-
-        run_dir = Path(args.supernet)
-        cfg = json.loads((run_dir / "config.json").read_text())
-        res = json.loads((run_dir / "result.json").read_text())
-        supernet_line = (f"Supernet `{args.supernet}`: {cfg['mode']}, C={cfg['channels']}, N={cfg['cells']}, "
-                         f"{cfg['max_images'] or 'all'} images, {cfg['epochs']} epochs, held-out accuracy "
-                         f"{res['val_acc']:.1f}% (panel of paths); proxy: BN recalibrated on {args.calib_batches} "
-                         f"batches, {args.eval_images} held-out images per arch.  ")
+    misses = sum(sctx.evaluator.misses for _, sctx, acc in sources if acc == "proxy_err")
+    hits = sum(sctx.evaluator.hits for _, sctx, acc in sources if acc == "proxy_err")
+    supernet_lines = "\n".join(_supernet_line(r, args) for r in args.supernet)
     budget = args.pop_size * args.generations
     md = [
         "# Fronts: NSGA-II vs baselines at equal budget",
@@ -97,13 +110,18 @@ def run(args: argparse.Namespace) -> str:
         f"Command: `{cmd.strip()}`  ",
         f"Budget: {budget} evaluations per search (population {args.pop_size}, {args.generations} generations); "
         f"seeds {args.seeds}; data set cifar10; wall time {time.perf_counter() - t0:.0f} s"
-        + (f" ({ctx.evaluator.misses} proxy evaluations, {ctx.evaluator.hits} answered by the proxy cache; "
-           f"a cold cache costs ~0.1 s per evaluation here).  " if args.supernet else ".  "),
-        supernet_line,
+        + (f" ({misses} proxy evaluations, {hits} answered by the proxy cache).  " if args.supernet else ".  "),
+        "",
+        supernet_lines,
+        "",
         "HV ratio: normalised hypervolume (reference point 1.1 after normalising by the exact front's ideal and "
         "nadir) of each method's evaluated archs, re-scored with NAS-Bench-201 200-epoch test error, divided by "
         "that of the exact front from all 15,625 archs. `true_err` = searched with ground truth (oracle), "
-        "`proxy_err` = searched with the supernet's proxy" + (f" `{args.supernet}`" if args.supernet else "") + ".",
+        "`proxy:<run>` = searched with that supernet's proxy error.",
+        "",
+        f"## Proxy-front quality per supernet ({args.algorithms[0]}, HV ratio after re-scoring with ground truth)",
+        "",
+        markdown_table(per_mode),
         "",
         "## Normalised hypervolume ratio (mean over seeds)",
         "",
@@ -133,7 +151,8 @@ def _names(ctx) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.fronts", description=__doc__.split("\n\n")[0])
-    p.add_argument("--supernet", default=None, help="run folder for proxy fronts (omit: oracle only)")
+    p.add_argument("--supernet", nargs="*", default=[],
+                   help="run folder(s) for proxy fronts, one per training mode (omit: oracle only)")
     p.add_argument("--devices", nargs="*", default=None)
     p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
     p.add_argument("--pop-size", type=int, default=50)

@@ -158,15 +158,17 @@ def test_device_table_objective_from_user_csv(ctx, tmp_path):
     assert vals[:3].tolist() == [1.0, 2.0, 3.0] and np.isnan(vals[3])
 
 
-def test_fronts_benchmark_writes_its_tables_and_command(data_dir, tmp_path):
+def test_fronts_benchmark_writes_its_tables_and_command(data_dir, tmp_path, tiny_run):
     from benchmarks.fronts import main as fronts_main
 
     out = tmp_path / "fronts.md"
     args = ["--devices", "fpga", "--seeds", "0", "--pop-size", "6", "--generations", "2", "--stats-samples", "20",
-            "--out", str(out)]
+            "--supernet", str(tiny_run), "--eval-images", "64", "--calib-batches", "1", "--out", str(out)]
     assert fronts_main(args) == 0
     text = out.read_text()
     assert f"Command: `python -m benchmarks.fronts {' '.join(args)}`" in text
-    assert "| fpga | true_err |" in text
+    assert "| device | true_err | proxy:spos |" in text  # proxy-front quality per supernet
+    assert f"`proxy:spos` = supernet `{tiny_run}`: spos, C=4, N=1" in text
+    assert "| fpga | true_err |" in text and "| fpga | proxy:spos | nsga2 |" in text
     for method in ("nsga2", "wsea", "cea", "random"):
         assert f"| fpga | true_err | {method} |" in text
