@@ -1,0 +1,202 @@
+"""Does the supernet rank architectures the way NAS-Bench-201 ground truth does?
+
+K canonical cells, drawn uniformly over the 6,466 isomorphism classes (seed 0; `--sample all` takes every
+class), are scored by the supernet's proxy (inherited weights, BN recalibrated or batch statistics) and
+held against their NAS-Bench-201 200-epoch test accuracy on the supernet's data set. Reported:
+
+- Kendall tau-b and Spearman rho over all K;
+- Kendall tau inside the true top 10% (does the proxy order the archs a user actually wants?);
+- precision at top 5%: the share of the proxy's top 5% that is in the true top 5%;
+- the true accuracy of the proxy's top-1, and the best true accuracy among its top-10 and top-100;
+- the same for the zero-cost baselines FLOPs and params (bigger = better); FLOPs alone reaches tau ~0.58 on
+  CIFAR-10, so a supernet must beat it to be worth training.
+
+    python -m benchmarks.ranking --supernet runs/A [runs/B ...] [--sample 1000] [--bn-mode recalibrate batch]
+
+writes benchmarks/results/ranking.md (with the exact command), ranking.csv (every arch's proxies, FLOPs,
+params and true accuracy) and ranking.png (proxy-vs-true scatter per supernet and BN mode).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .report import command, markdown_table
+
+
+def ranking_metrics(score: Sequence[float], true: Sequence[float]) -> dict:
+    """How well `score` (higher = predicted better) ranks archs whose real quality is `true` (higher =
+    better): Kendall tau-b, Spearman rho, tau inside the true top 10%, precision at top 5%, and the true
+    value of the score's top-1 / best of top-10 / best of top-100."""
+    s, t = np.asarray(score, dtype=float), np.asarray(true, dtype=float)
+    if s.shape != t.shape or s.ndim != 1 or len(s) < 2:
+        raise ValueError(f"need two equally long 1-d series of at least 2 values; got {s.shape} and {t.shape}")
+    ok = np.isfinite(s) & np.isfinite(t)
+    s, t = s[ok], t[ok]
+    n = len(s)
+    top10 = np.argsort(-t, kind="stable")[:max(2, int(np.ceil(0.10 * n)))]
+    k5 = max(1, int(np.ceil(0.05 * n)))
+    by_score = np.argsort(-s, kind="stable")
+    true_top5 = set(np.argsort(-t, kind="stable")[:k5].tolist())
+    return {
+        "n": n,
+        "kendall_tau": float(stats.kendalltau(s, t).statistic),
+        "spearman_rho": float(stats.spearmanr(s, t).statistic),
+        "kendall_top10pct": float(stats.kendalltau(s[top10], t[top10]).statistic),
+        "precision_at_5pct": len(true_top5 & set(by_score[:k5].tolist())) / k5,
+        "top1_true": float(t[by_score[0]]),
+        "best_of_top10_true": float(t[by_score[:10]].max()),
+        "best_of_top100_true": float(t[by_score[:100]].max()),
+        "oracle_best_true": float(t.max()),
+    }
+
+
+def sample_classes(space, k: int | None, seed: int = 0) -> list:
+    """`k` canonical archs uniform over isomorphism classes (all of them for k=None), in class order."""
+    classes = space.canonical_archs()
+    if k is None or k >= len(classes):
+        return classes
+    rng = np.random.default_rng(seed)
+    return [classes[i] for i in sorted(rng.choice(len(classes), size=k, replace=False))]
+
+
+def _describe(cfg: dict) -> str:
+    mode = cfg["mode"] + (f" (order {cfg['order']})" if cfg["mode"] == "darts" else "")
+    return (f"{mode}, C={cfg['channels']}, N={cfg['cells']}, {cfg['max_images'] or 'all'} images, "
+            f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, seed {cfg['seed']}")
+
+
+def _wall_minutes(run_dir: Path) -> float | None:
+    """Training wall time from the run's metrics log (sum of per-epoch seconds), if it has one."""
+    path = run_dir / "metrics.csv"
+    if not path.is_file():
+        return None
+    log = pd.read_csv(path)
+    col = next((c for c in log.columns if c.endswith("seconds")), None)
+    return float(log[col].sum()) / 60 if col else None
+
+
+def run(args: argparse.Namespace) -> str:
+    from benchmarks.nb201_truth import NB201Truth
+    from hardware import counters
+    from supernet.evaluate import ProxyEvaluator, ProxySettings
+    from supernet.spaces import get_space
+
+    runs = [Path(r) for r in args.supernet]
+    cfgs = [json.loads((r / "config.json").read_text()) for r in runs]
+    datasets = {c["dataset"] for c in cfgs}
+    if len(datasets) != 1:
+        raise SystemExit(f"benchmarks.ranking: supernets trained on different data sets {sorted(datasets)}")
+    dataset = datasets.pop()
+    space = get_space(cfgs[0]["space"])
+    truth = NB201Truth.load(args.truth)
+    archs = sample_classes(space, None if args.sample == "all" else int(args.sample), args.seed)
+    strs = [space.to_str(a) for a in archs]
+    frame = pd.DataFrame({"arch_str": strs, "true_acc": truth.accuracy(strs, dataset)})
+    num_classes = {"cifar10": 10, "cifar100": 100}.get(dataset, 120)
+    nets = [space.build_subnet(a, num_classes=num_classes, channels=16, cells=5) for a in archs]
+    frame["flops_m"] = [counters.flops_m(n) for n in nets]
+    frame["params_m"] = [counters.params_m(n) for n in nets]
+    rows, runs_info = [], []
+    for run_dir, cfg in zip(runs, cfgs):
+        for bn in args.bn_mode:
+            settings = ProxySettings(bn_mode=bn, eval_images=args.eval_images, calib_batches=args.calib_batches)
+            ev = ProxyEvaluator(run_dir, settings, data=args.data, progress=True)
+            t0 = time.perf_counter()
+            col = f"proxy_{run_dir.name}_{bn}"
+            frame[col] = ev.accuracy(archs)
+            runs_info.append((run_dir, bn, time.perf_counter() - t0, ev.misses, ev.hits))
+            rows.append({"supernet": run_dir.name, "mode": cfg["mode"] + ("2" if cfg.get("order") == 2 else ""),
+                         "score": f"proxy, BN {bn}", **ranking_metrics(frame[col], frame.true_acc)})
+    for col, label in (("flops_m", "FLOPs (C=16, N=5)"), ("params_m", "params (C=16, N=5)")):
+        rows.append({"supernet": "-", "mode": "baseline", "score": label, **ranking_metrics(frame[col], frame.true_acc)})
+    table = pd.DataFrame(rows)
+    out = Path(args.out)
+    from supernet.atomic import atomic_write_text
+
+    atomic_write_text(out.with_suffix(".csv"), frame.to_csv(index=False))
+    _scatter(frame, [c for c in frame.columns if c.startswith("proxy_")] + ["flops_m"], dataset,
+             out.with_suffix(".png"))
+    text = _report(args, dataset, runs, cfgs, table, runs_info, len(archs))
+    atomic_write_text(out, text)
+    return text
+
+
+def _scatter(frame: pd.DataFrame, cols: list[str], dataset: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from evolve.plot import save_figure
+
+    ncol = min(4, len(cols))
+    nrow = -(-len(cols) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.6 * nrow), squeeze=False)
+    for ax, col in zip(axes.flat, cols):
+        m = ranking_metrics(frame[col], frame.true_acc)
+        ax.scatter(frame[col], frame.true_acc, s=5, alpha=0.4)
+        ax.set(xlabel=col.replace("_", " "), ylabel=f"NB201 test acc, {dataset} (%)",
+               title=f"tau {m['kendall_tau']:.3f}, rho {m['spearman_rho']:.3f}")
+    for ax in list(axes.flat)[len(cols):]:
+        ax.axis("off")
+    save_figure(fig, path)
+    plt.close(fig)
+
+
+def _report(args, dataset, runs, cfgs, table, runs_info, n) -> str:
+    lines = [
+        f"# Ranking: supernet proxies against NAS-Bench-201 ({dataset})",
+        "",
+        f"- command: `{command('benchmarks.ranking', args.argv)}`",
+        f"- archs: {n} canonical cells (uniform over the isomorphism classes, seed {args.seed}); true = "
+        f"NB201 200-epoch test accuracy; proxy = held-out accuracy on {args.eval_images} images with inherited "
+        f"weights; BN `recalibrate` = statistics re-estimated on {args.calib_batches} training batches, "
+        f"`batch` = each evaluation batch's own statistics",
+        "- metrics: Kendall tau-b and Spearman rho over all archs; tau inside the true top 10%; precision at "
+        "top 5%; the true accuracy of the score's top-1 and the best among its top-10 / top-100 "
+        "(`oracle_best_true` = the best in the sample). Scatter plots: "
+        f"`{Path(args.out).with_suffix('.png').name}`, per-arch values: `{Path(args.out).with_suffix('.csv').name}`",
+        "",
+        "| supernet | recipe | training wall time |",
+        "|---|---|---|",
+    ]
+    for run_dir, cfg in zip(runs, cfgs):
+        wall = _wall_minutes(run_dir)
+        lines.append(f"| `{run_dir}` | {_describe(cfg)} | " + (f"{wall:.1f} min |" if wall is not None else "- |"))
+    lines += ["", markdown_table(table), "",
+              "Proxy evaluation time: " + "; ".join(f"{r.name} BN {bn}: {s / 60:.1f} min ({m} evaluated, {h} cached)"
+                                                   for r, bn, s, m, h in runs_info), ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.ranking", description=__doc__.split("\n\n")[0])
+    p.add_argument("--supernet", nargs="+", required=True, help="run folder(s) (runs/NAME), e.g. one per mode")
+    p.add_argument("--sample", default="1000", help="canonical archs to score, or 'all' (6,466)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bn-mode", nargs="+", default=["recalibrate", "batch"])
+    p.add_argument("--eval-images", type=int, default=1000)
+    p.add_argument("--calib-batches", type=int, default=4)
+    p.add_argument("--truth", default=None, help="NB201 table or NATS file (default: $HWNAS_DATA)")
+    p.add_argument("--data", default=None)
+    p.add_argument("--out", default="benchmarks/results/ranking.md", help="report; .csv and .png beside it")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = p.parse_args(argv)
+    if args.sample != "all" and not args.sample.isdigit():
+        p.error(f"--sample must be a number or 'all', got '{args.sample}'")
+    args.argv = argv
+    print(run(args))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
