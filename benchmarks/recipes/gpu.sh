@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The GPU recipe end to end (one GPU): train SPOS, GDAS and DARTS supernets with NAS-Bench-201's budgets,
+# then rank 1,000 canonical cells with each against NAS-Bench-201 and search proxy fronts per device.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+for mode in spos gdas darts; do
+    resume=""; [ -f "runs/gpu_${mode}/supernet.pt" ] && resume="--resume"
+    hwnas train --config "benchmarks/recipes/gpu_${mode}.yaml" --quiet $resume
+done
+python -m benchmarks.ranking --supernet runs/gpu_spos runs/gpu_gdas runs/gpu_darts --sample 1000 \
+    --out benchmarks/results/ranking_gpu.md
+python -m benchmarks.fronts --supernet runs/gpu_spos runs/gpu_gdas runs/gpu_darts --algorithms nsga2 random \
+    --out benchmarks/results/fronts_gpu.md
