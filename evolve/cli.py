@@ -228,26 +228,40 @@ def cmd_devices(args: argparse.Namespace) -> int:
     from benchmarks.hwnasbench import HW_METRICS, UNITS
 
     ctx = _context(args)
-    print(f"{'objective':28s} {'unit':5s} {'coverage':>8s}  source")
-    print(f"{'proxy_err':28s} {'%':5s} {'-':>8s}  supernet {args.supernet or '(needs --supernet runs/NAME)'}")
+    print(f"{'objective':33s} {'unit':5s} {'coverage':>8s}  source")
+    print(f"{'proxy_err':33s} {'%':5s} {'-':>8s}  supernet {args.supernet or '(needs --supernet runs/NAME)'}")
     try:
         truth = f"NAS-Bench-201 {ctx.truth.source}" if ctx.dataset in ctx.truth.datasets() else "-"
     except (FileNotFoundError, ValueError) as exc:
         truth = f"unavailable: {exc}"
-    print(f"{'true_err':28s} {'%':5s} {'-':>8s}  {truth}")
-    for name, unit in (("params", "M"), ("flops", "M"), ("size_mb", "MB")):
-        print(f"{name:28s} {unit:5s} {'1.000':>8s}  counted on the standalone network")
+    print(f"{'true_err':33s} {'%':5s} {'-':>8s}  {truth}")
+    from evolve.objectives import COUNTERS
+    from hardware.measure import TARGETS, check_target
+
+    for name, unit in COUNTERS.items():
+        print(f"{name:33s} {unit:5s} {'1.000':>8s}  counted on the standalone network")
+    for target in TARGETS:
+        try:
+            check_target(target)
+            where = "measured on this machine (cached per canonical arch)"
+        except ValueError as exc:
+            where = f"unavailable: {exc}"
+        print(f"{'measured_latency:' + target:33s} {'ms':5s} {'-':>8s}  {where}")
+    print(f"{'remote_latency:<url>':33s} {'ms':5s} {'-':>8s}  measured by `hwnas agent serve` on a device "
+          f"(--agent-token-file)")
+    print(f"{'lut_latency':33s} {'ms':5s} {'-':>8s}  "
+          + (f"lookup table {args.lut}" if args.lut else "needs --lut FILE (from `hwnas lut build`)"))
     try:
         cov = ctx.hwnasbench.coverage(ctx.dataset)
         for dev in ctx.hw_devices():
             for m in HW_METRICS[dev]:
                 key = f"{dev}_{m}"
-                print(f"{key:28s} {UNITS[m]:5s} {cov.get(key, 0.0):8.3f}  HW-NAS-Bench {ctx.dataset}")
+                print(f"{key:33s} {UNITS[m]:5s} {cov.get(key, 0.0):8.3f}  HW-NAS-Bench {ctx.dataset}")
     except (FileNotFoundError, ValueError) as exc:
-        print(f"{'(HW-NAS-Bench devices)':28s} {'':5s} {'':8s}  unavailable: {exc}")
+        print(f"{'(HW-NAS-Bench devices)':33s} {'':5s} {'':8s}  unavailable: {exc}")
     for tname, table in ctx.device_tables.items():
         for m in table.metrics():
-            print(f"{tname + '_' + m:28s} {'':5s} {'-':>8s}  device table {table.source}")
+            print(f"{tname + '_' + m:33s} {'':5s} {'-':>8s}  device table {table.source}")
     return 0
 
 
