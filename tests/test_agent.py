@@ -359,3 +359,36 @@ def test_remote_latency_objective_measures_through_the_agent(agent, tmp_path):
     assert np.all(values > 0) and obj.fn.misses == 2
     again = get_objective(f"remote_latency:{agent.url}", ctx)
     assert np.array_equal(again(archs), values) and again.fn.hits == 2 and again.fn.misses == 0
+
+
+def test_cli_agent_serves_and_cli_measures_through_it(tmp_path):
+    """`hwnas agent serve` in its own process (port 0, printed address), `hwnas measure --agent` against it."""
+    import os
+    import subprocess
+    import sys
+
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN)
+    token_file.chmod(0o600)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    agent = subprocess.Popen([sys.executable, "-m", "evolve.cli", "agent", "serve", "--token-file", str(token_file),
+                              "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    try:
+        line = agent.stdout.readline()
+        assert "listening on http://127.0.0.1:" in line, line
+        url = line.split("listening on ")[1].strip()
+        out = subprocess.run([sys.executable, "-m", "evolve.cli", "measure", "--arch", ARCH, "--channels", "4",
+                              "--cells", "1", "--repeats", "3", "--warmup", "1", "--json", "--agent", url,
+                              "--agent-token-file", str(token_file)], capture_output=True, text=True, env=env,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        answer = json.loads(out.stdout)
+        assert answer["timing"]["runs"] == 3 and answer["device"]["target"] == "cpu"
+        bad = tmp_path / "wrong"
+        bad.write_text("not-the-token")
+        out = subprocess.run([sys.executable, "-m", "evolve.cli", "measure", "--arch", ARCH, "--agent", url,
+                              "--agent-token-file", str(bad)], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 2 and "refused the token" in out.stderr and out.stderr.count("\n") == 1
+    finally:
+        agent.terminate()
+        agent.wait(10)
