@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from evolve import cli_hardware
+from evolve import cli_deploy, cli_hardware
 
 _USER_ERRORS = (ValueError, FileNotFoundError, KeyError, FloatingPointError, ConnectionError)
 
@@ -392,6 +392,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                 cli_hardware.add_measure_options, cli_hardware.cmd_measure),
     "lut": ("build a per-block latency lookup table, or check its sums against measured networks",
             cli_hardware.add_lut_options, cli_hardware.cmd_lut),
+    "export": ("write a subnet with its inherited weights as ONNX, TorchScript or a state_dict",
+               cli_deploy.add_export_options, cli_deploy.cmd_export),
     "agent": ("serve latency measurements on this device over HTTP (bearer token)",
               cli_hardware.add_agent_options, cli_hardware.cmd_agent),
 }

@@ -127,14 +127,20 @@ class ProxyEvaluator:
         return self._batches
 
     @torch.no_grad()
+    def subnet(self, arch: Arch) -> torch.nn.Module:
+        """The eval-mode subnet with inherited weights, BN statistics recalibrated when the settings say so
+        (what is scored, and what `hwnas export` writes)."""
+        subnet = self.space.build_subnet(arch, supernet=self.supernet).to(self.device)
+        if self.settings.bn_mode == "recalibrate":
+            recalibrate_bn(subnet, self._load_batches()[1], subnet)
+        return subnet.eval()
+
+    @torch.no_grad()
     def score(self, arch: Arch) -> float:
         """Accuracy (%) of one arch, always computed (no cache)."""
-        held_out, calib = self._load_batches()
-        subnet = self.space.build_subnet(arch, supernet=self.supernet).to(self.device)
+        held_out, _ = self._load_batches()
+        subnet = self.subnet(arch)
         mode = self.settings.bn_mode
-        if mode == "recalibrate":
-            recalibrate_bn(subnet, calib, subnet)
-        subnet.eval()
         correct = total = 0
         ctx = batch_statistics(subnet) if mode == "batch" else nullcontext()
         with ctx:
