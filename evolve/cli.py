@@ -153,16 +153,6 @@ def _context(args: argparse.Namespace, supernet: str | None = None):
     from supernet.evaluate import ProxySettings
 
     supernet = supernet or getattr(args, "supernet", None)
-    dataset = args.dataset
-    if supernet:
-        from supernet.checkpoint import load_checkpoint
-        from supernet.trainer import CHECKPOINT
-
-        path = Path(supernet)
-        cfg = load_checkpoint(path / CHECKPOINT if path.is_dir() else path)["config"]
-        if dataset and dataset != cfg["dataset"]:
-            raise ValueError(f"--dataset {dataset} differs from the supernet's data set {cfg['dataset']}")
-        dataset = cfg["dataset"]
     settings = None
     if hasattr(args, "bn_mode"):
         settings = ProxySettings(bn_mode=args.bn_mode, eval_images=args.eval_images,
@@ -170,7 +160,7 @@ def _context(args: argparse.Namespace, supernet: str | None = None):
     from evolve.measured import MeasureSettings
 
     measure = MeasureSettings(warmup=args.measure_warmup, repeats=args.measure_repeats, threads=args.measure_threads)
-    return ObjectiveContext(dataset=dataset or "cifar10", supernet=supernet, truth=args.truth,
+    return ObjectiveContext(dataset=args.dataset, supernet=supernet, truth=args.truth,
                             hwnasbench=args.hwnasbench, device_tables=args.device_table, data=args.data,
                             proxy_settings=settings, progress=not getattr(args, "quiet", False),
                             measure_settings=measure, lut=args.lut, agent_token=args.agent_token_file,

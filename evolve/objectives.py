@@ -65,17 +65,31 @@ class Objective:
         return np.array([self._cache[k] for k in keys], dtype=float)
 
 
-class ObjectiveContext:
-    """What objectives may draw on: space, data set, supernet run, tables (each loaded once, lazily)."""
+def _dataset_of(supernet: str | None, dataset: str | None) -> str:
+    """The data set a context works on: the supernet's (from its run's config.json), else `dataset`, else
+    cifar10; ValueError when both are given and differ."""
+    trained_on = None
+    if supernet is not None:
+        from supernet.trainer import load_run_config
 
-    def __init__(self, space: str | SearchSpace = "nb201", dataset: str = "cifar10", supernet: str | None = None,
+        trained_on = load_run_config(supernet)["dataset"]
+    if dataset and trained_on and dataset != trained_on:
+        raise ValueError(f"data set '{dataset}' differs from the supernet's data set '{trained_on}'")
+    return trained_on or dataset or "cifar10"
+
+
+class ObjectiveContext:
+    """What objectives may draw on: space, data set (default: the supernet's, else cifar10), supernet run,
+    tables (each loaded once, lazily)."""
+
+    def __init__(self, space: str | SearchSpace = "nb201", dataset: str | None = None, supernet: str | None = None,
                  truth: str | Any | None = None, hwnasbench: str | Any | None = None,
                  device_tables: Sequence[str] = (), data: str | None = None, proxy_settings: Any = None,
                  net_config: dict | None = None, progress: bool = True, cache: str | None = None,
                  measure_settings: Any = None, lut: str | None = None, agent_token: str | None = None,
                  latency_cache: str | None = None):
         self.space = get_space(space) if isinstance(space, str) else space
-        self.dataset = dataset
+        self.dataset = _dataset_of(supernet, dataset)
         self.supernet_path = supernet
         self._truth_src, self._hw_src = truth, hwnasbench
         self.data, self.proxy_settings, self.progress, self.cache_path = data, proxy_settings, progress, cache

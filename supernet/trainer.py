@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import time
 import warnings
@@ -227,6 +228,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     if "warning" in result and cfg.progress:
         tqdm.write(f"warning: {result['warning']}")
     return result
+
+
+def load_run_config(run: str | Path) -> dict[str, Any]:
+    """A run's training config: its `config.json` (cheap), or the checkpoint's copy when only a checkpoint
+    file is given or the JSON is missing."""
+    path = Path(run)
+    folder = path if path.is_dir() else path.parent
+    if (folder / "config.json").is_file() and (path.is_dir() or path.name == CHECKPOINT):
+        return json.loads((folder / "config.json").read_text())
+    return load_checkpoint(path / CHECKPOINT if path.is_dir() else path)["config"]
 
 
 def load_supernet(run: str | Path, device: str = "cpu"):

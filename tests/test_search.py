@@ -172,3 +172,10 @@ def test_fronts_benchmark_writes_its_tables_and_command(data_dir, tmp_path, tiny
     assert "| fpga | true_err |" in text and "| fpga | proxy:spos | nsga2 |" in text
     for method in ("nsga2", "wsea", "cea", "random"):
         assert f"| fpga | true_err | {method} |" in text
+
+
+def test_context_takes_the_supernets_data_set(tiny_run):
+    assert ObjectiveContext(supernet=str(tiny_run)).dataset == "cifar10"
+    assert ObjectiveContext(supernet=str(tiny_run / "supernet.pt")).dataset == "cifar10"
+    with pytest.raises(ValueError, match="data set 'cifar100' differs from the supernet's data set 'cifar10'"):
+        ObjectiveContext(supernet=str(tiny_run), dataset="cifar100")
