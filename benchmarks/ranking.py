@@ -144,10 +144,13 @@ def _scatter(frame: pd.DataFrame, cols: list[str], dataset: str, path: Path) -> 
     for ax, col in zip(axes.flat, cols):
         m = ranking_metrics(frame[col], frame.true_acc)
         ax.scatter(frame[col], frame.true_acc, s=5, alpha=0.4)
-        ax.set(xlabel=col.replace("_", " "), ylabel=f"NB201 test acc, {dataset} (%)",
-               title=f"tau {m['kendall_tau']:.3f}, rho {m['spearman_rho']:.3f}")
+        name = col.removeprefix("proxy_")
+        ax.set(xlabel="FLOPs (M)" if col == "flops_m" else "proxy accuracy (%)",
+               ylabel=f"NB201 test acc, {dataset} (%)",
+               title=f"{name}: tau {m['kendall_tau']:.3f}, rho {m['spearman_rho']:.3f}")
     for ax in list(axes.flat)[len(cols):]:
         ax.axis("off")
+    fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
 
@@ -157,6 +160,7 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n) -> str:
         f"# Ranking: supernet proxies against NAS-Bench-201 ({dataset})",
         "",
         f"- command: `{command('benchmarks.ranking', args.argv)}`",
+        "- recipes (how the supernets were trained, CPU and GPU): `benchmarks/recipes/README.md`",
         f"- archs: {n} canonical cells (uniform over the isomorphism classes, seed {args.seed}); true = "
         f"NB201 200-epoch test accuracy; proxy = held-out accuracy on {args.eval_images} images with inherited "
         f"weights; BN `recalibrate` = statistics re-estimated on {args.calib_batches} training batches, "

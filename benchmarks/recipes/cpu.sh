@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The CPU recipe end to end (about 1.5 h on 2 idle cores): train SPOS, GDAS and DARTS supernets (C=8, N=1,
+# the 25k-image CIFAR-10 search split; epochs per mode in benchmarks/recipes/cpu_<mode>.yaml), rank 1,000
+# canonical cells with each against NAS-Bench-201 (BN recalibrated and batch statistics), and search proxy
+# fronts per HW-NAS-Bench device with each. Writes benchmarks/results/ranking.md/.csv/.png and fronts.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+for mode in spos gdas darts; do
+    resume=""; [ -f "runs/cpu_${mode}/supernet.pt" ] && resume="--resume"
+    hwnas train --config "benchmarks/recipes/cpu_${mode}.yaml" --quiet $resume
+done
+python -m benchmarks.ranking --supernet runs/cpu_spos runs/cpu_gdas runs/cpu_darts --sample 1000
+python -m benchmarks.fronts --supernet runs/cpu_spos runs/cpu_gdas runs/cpu_darts --algorithms nsga2 random \
+    --pop-size 20 --generations 10 --seeds 0 1 --stats-samples 300
