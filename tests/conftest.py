@@ -41,3 +41,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(data_dir, tmp_path_factory) -> Path:
+    """A tiny trained SPOS supernet (C=4, N=1, 256 images, 1 epoch; a few seconds), one per test module
+    so that proxy caches never leak between modules. Its folder is named `spos`."""
+    from supernet.trainer import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run") / "spos"
+    train(TrainConfig(mode="spos", channels=4, cells=1, max_images=256, epochs=1, batch_size=64, out=str(out),
+                      data=str(data_dir), progress=False))
+    return out

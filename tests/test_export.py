@@ -7,17 +7,13 @@ import torch
 
 from evolve.cli import main
 from supernet.export import check_export, export_subnet, load_state_dict_export, subnet_from_run
-from supernet.trainer import TrainConfig, train
 
 ARCH = "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|avg_pool_3x3~0|none~1|nor_conv_3x3~2|"
 
 
 @pytest.fixture(scope="module")
-def run(data_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("export") / "spos"
-    train(TrainConfig(mode="spos", channels=4, cells=1, max_images=256, epochs=1, batch_size=64, out=str(out),
-                      data=str(data_dir), progress=False))
-    return out
+def run(tiny_run):
+    return tiny_run
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript", "state_dict"])

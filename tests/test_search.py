@@ -9,21 +9,12 @@ from evolve.objectives import ObjectiveContext, device_objective, get_objective
 from evolve.pareto import hv_ratio, non_dominated_mask
 from evolve.search import parse_bounds, search
 from supernet.evaluate import ProxySettings
-from supernet.trainer import TrainConfig, train
 
 
 @pytest.fixture(scope="module")
 def ctx(data_dir):
     return ObjectiveContext(dataset="cifar10", truth=str(data_dir / "nb201_accuracy.csv"),
                             hwnasbench=str(data_dir / "HW-NAS-Bench-v1_0.pickle"), progress=False)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(data_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "spos"
-    train(TrainConfig(mode="spos", channels=4, cells=1, max_images=256, epochs=1, batch_size=64, out=str(out),
-                      data=str(data_dir), progress=False))
-    return out
 
 
 def _dominates(a, b):
