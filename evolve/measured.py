@@ -108,7 +108,7 @@ def remote_latency(space: SearchSpace, url: str, token: str, net: dict, dataset:
 
     device = RemoteDevice(url, token, timeout=timeout, retries=retries)
     health = device.health()
-    target = health.get("target", {}).get("target", "cpu") if isinstance(health.get("target"), dict) else "cpu"
+    target = health.get("target", {}).get("target", "cpu")  # the agent's /health describes its target
     shape = input_shape(dataset, settings.batch_size)
 
     def one(arch: Arch) -> float:

@@ -112,14 +112,16 @@ def describe_target(target: str = "cpu", threads: int | None = None) -> dict:
     return d
 
 
-def onnx_bytes(model: nn.Module, input_shape: Sequence[int], opset: int = 17) -> bytes:
-    """The model exported to ONNX (TorchScript exporter: fast and dependency-free), input 'x', output 'y'."""
+def onnx_bytes(model: nn.Module, input_shape: Sequence[int], opset: int = 17, dynamic_batch: bool = False) -> bytes:
+    """The model exported to ONNX (TorchScript exporter: fast and dependency-free), input 'x', output 'y';
+    with `dynamic_batch` the first dimension of both is left free."""
     x = torch.zeros(tuple(input_shape), device=module_device(model))
+    axes = {"x": {0: "batch"}, "y": {0: "batch"}} if dynamic_batch else None
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=opset, input_names=["x"],
-                          output_names=["y"])
+                          output_names=["y"], dynamic_axes=axes)
     return buf.getvalue()
 
 

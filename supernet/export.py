@@ -60,12 +60,9 @@ def export_subnet(model: nn.Module, description: dict, fmt: str, out: str | Path
             warnings.simplefilter("ignore")
             torch.jit.save(torch.jit.trace(model, (x,)), buf)
         return atomic_write_bytes(out, buf.getvalue())
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), buf, dynamo=False, opset_version=17, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}})
-    return atomic_write_bytes(out, buf.getvalue())
+    from hardware.measure import onnx_bytes
+
+    return atomic_write_bytes(out, onnx_bytes(model, input_shape, dynamic_batch=True))
 
 
 def load_state_dict_export(path: str | Path) -> nn.Module:
