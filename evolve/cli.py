@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from evolve import cli_deploy, cli_hardware
+from evolve import cli_deploy, cli_hardware, cli_retrain, cli_space
 
 _USER_ERRORS = (ValueError, FileNotFoundError, KeyError, FloatingPointError, ConnectionError)
 
@@ -56,14 +56,19 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--config", help="YAML file whose keys are these options (flags given here win)")
     p.add_argument("--space", default="nb201", help=f"search space ({', '.join(list_spaces())})")
+    p.add_argument("--space-option", action="append", default=[], metavar="KEY=JSON",
+                   help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1.5,2,1],[2,2,2]]'")
+    p.add_argument("--tailored", default=None, metavar="FILE.json",
+                   help="hardware-tailored width choices from `hwnas space tailor` (their space options)")
     p.add_argument("--mode", default="spos", help=f"training mode ({', '.join(list_modes())})")
     p.add_argument("--order", type=int, default=1, help="DARTS order: 1 or 2 (finite-difference Hessian)")
     p.add_argument("--dataset", default="cifar10", help=f"data set ({', '.join(DATASETS)})")
     p.add_argument("--data", default=None, help="data folder (default: $HWNAS_DATA, else ./data)")
     p.add_argument("--download", action="store_true", help="download the data set if it is missing")
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--channels", type=int, default=16, help="C: channels of the first stage")
-    p.add_argument("--cells", type=int, default=5, help="N: cells per stage")
+    p.add_argument("--channels", type=int, default=16,
+                   help="C: channels of the first stage (layer-wise spaces: widths are multiples of C)")
+    p.add_argument("--cells", type=int, default=5, help="N: cells per stage (cell spaces only)")
     p.add_argument("--max-images", type=int, default=None,
                    help="cap each split (train and held-out) at this many images, for small CPU runs")
     p.add_argument("--batch-size", type=int, default=64)
@@ -78,9 +83,15 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def _train_config(args: argparse.Namespace):
+    from evolve.cli_retrain import parse_space_options
     from supernet.trainer import TrainConfig
 
-    return TrainConfig(space=args.space, mode=args.mode, order=args.order, dataset=args.dataset, data=args.data,
+    options = parse_space_options(args.space_option)
+    if args.tailored:
+        from evolve.tailor import load_tailored
+
+        options = {**load_tailored(args.tailored, args.space, args.channels), **options}
+    return TrainConfig(space=args.space, space_options=options, mode=args.mode, order=args.order, dataset=args.dataset, data=args.data,
                        download=args.download,
                        epochs=args.epochs, channels=args.channels, cells=args.cells, max_images=args.max_images,
                        batch_size=args.batch_size, lr=args.lr, arch_lr=args.arch_lr, seed=args.seed,
@@ -382,8 +393,12 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                 cli_hardware.add_measure_options, cli_hardware.cmd_measure),
     "lut": ("build a per-block latency lookup table, or check its sums against measured networks",
             cli_hardware.add_lut_options, cli_hardware.cmd_lut),
+    "space": ("show a search space's layers, or tailor its width choices to a device (HTAS)",
+              cli_space.add_space_options, cli_space.cmd_space),
     "export": ("write a subnet with its inherited weights as ONNX, TorchScript or a state_dict",
                cli_deploy.add_export_options, cli_deploy.cmd_export),
+    "retrain": ("train one chosen subnet from scratch (resumable)", cli_retrain.add_retrain_options,
+                cli_retrain.cmd_retrain),
     "agent": ("serve latency measurements on this device over HTTP (bearer token)",
               cli_hardware.add_agent_options, cli_hardware.cmd_agent),
 }

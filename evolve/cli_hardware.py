@@ -19,6 +19,8 @@ def _add_net_options(p: argparse.ArgumentParser) -> None:
     from supernet.spaces import list_spaces
 
     p.add_argument("--space", default="nb201", help=f"search space ({', '.join(list_spaces())})")
+    p.add_argument("--space-option", action="append", default=[], metavar="KEY=JSON",
+                   help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1.5,2,1],[2,2,2]]'")
     p.add_argument("--channels", type=int, default=16, help="network width C (NB201: 16)")
     p.add_argument("--cells", type=int, default=5, help="cells per stage N (NB201: 5)")
     p.add_argument("--dataset", default="cifar10",
@@ -42,6 +44,13 @@ def _net(args: argparse.Namespace) -> dict:
     return {"channels": args.channels, "cells": args.cells, "num_classes": DATASET_CLASSES[args.dataset]}
 
 
+def _space(args: argparse.Namespace):
+    from evolve.cli_retrain import parse_space_options
+    from supernet.spaces import get_space
+
+    return get_space(args.space, **parse_space_options(args.space_option))
+
+
 def _shape(args: argparse.Namespace) -> tuple[int, ...]:
     from evolve.measured import input_shape
 
@@ -63,9 +72,8 @@ def add_measure_options(p: argparse.ArgumentParser) -> None:
 def cmd_measure(args: argparse.Namespace) -> int:
     from hardware import counters
     from hardware.measure import describe_target, measure
-    from supernet.spaces import get_space
 
-    space = get_space(args.space)
+    space = _space(args)
     arch = space.from_str(args.arch)
     net, shape = _net(args), _shape(args)
     model = space.build_subnet(arch, **net)
@@ -137,15 +145,14 @@ def lut_check(space, table, net: dict, shape, sample: int, seed: int, target: st
 def cmd_lut(args: argparse.Namespace) -> int:
     from hardware.lut import LatencyTable, build_table
     from hardware.measure import check_target
-    from supernet.spaces import get_space
-
-    space = get_space(args.space)
+    space = _space(args)
     net, shape = _net(args), _shape(args)
     check_target(args.target)
     if args.action == "build":
         blocks = space.latency_blocks(shape, **net)
         table = build_table(blocks, args.target, warmup=args.warmup, repeats=args.repeats, threads=args.threads,
-                            meta={"space": space.name, "net": net, "input_shape": list(shape)},
+                            meta={"space": space.name, "space_options": space.options, "net": net,
+                                  "input_shape": list(shape)},
                             progress=not args.quiet)
         path = table.save(args.lut)
         print(f"wrote {path}: {len(table.entries)} blocks timed on {args.target} "

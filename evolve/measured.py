@@ -55,7 +55,9 @@ class CachedLatency:
                  cache: str | Path | None = None, progress: bool = True, label: str = "measure"):
         from supernet.evaluate import ResultCache
 
-        self.space, self.measure_one, self.setting = space, measure_one, setting
+        self.space, self.measure_one = space, measure_one
+        # Arch strings name blocks, not the network they sit in: the space and its options are part of the key.
+        self.setting = json.dumps({"space": space.name, "options": space.options}, sort_keys=True) + setting
         self.source = f"{source.get('target', 'remote')}:{_digest(source)}"
         self.cache = ResultCache(cache or default_cache_path())
         self.progress, self.label = progress, label
@@ -113,7 +115,7 @@ def remote_latency(space: SearchSpace, url: str, token: str, net: dict, dataset:
 
     def one(arch: Arch) -> float:
         request = describe_request(space.name, space.to_str(arch), net, shape, settings.warmup, settings.repeats,
-                                   target)
+                                   target, space_options=space.options)
         return float(device.measure(request)["timing"]["median_ms"])
     source = {"url": url, **health.get("target", {})}
     return CachedLatency(space, one, source, settings.key(shape, net), cache, progress, f"measure {url}")

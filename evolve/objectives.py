@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from supernet.spaces import SearchSpace, get_space
+from supernet.spaces import SearchSpace, get_space, space_from_config
 from supernet.spaces.base import Arch
 
 UNIT_SUFFIX = {"%": "pct", "ms": "ms", "mJ": "mj", "M": "m", "MB": "mb", "": ""}
@@ -65,14 +65,10 @@ class Objective:
         return np.array([self._cache[k] for k in keys], dtype=float)
 
 
-def _dataset_of(supernet: str | None, dataset: str | None) -> str:
+def _dataset_of(run_config: dict | None, dataset: str | None) -> str:
     """The data set a context works on: the supernet's (from its run's config.json), else `dataset`, else
     cifar10; ValueError when both are given and differ."""
-    trained_on = None
-    if supernet is not None:
-        from supernet.trainer import load_run_config
-
-        trained_on = load_run_config(supernet)["dataset"]
+    trained_on = run_config["dataset"] if run_config else None
     if dataset and trained_on and dataset != trained_on:
         raise ValueError(f"data set '{dataset}' differs from the supernet's data set '{trained_on}'")
     return trained_on or dataset or "cifar10"
@@ -82,14 +78,21 @@ class ObjectiveContext:
     """What objectives may draw on: space, data set (default: the supernet's, else cifar10), supernet run,
     tables (each loaded once, lazily)."""
 
-    def __init__(self, space: str | SearchSpace = "nb201", dataset: str | None = None, supernet: str | None = None,
+    def __init__(self, space: str | SearchSpace | None = None, dataset: str | None = None, supernet: str | None = None,
                  truth: str | Any | None = None, hwnasbench: str | Any | None = None,
                  device_tables: Sequence[str] = (), data: str | None = None, proxy_settings: Any = None,
                  net_config: dict | None = None, progress: bool = True, cache: str | None = None,
                  measure_settings: Any = None, lut: str | None = None, agent_token: str | None = None,
                  latency_cache: str | None = None):
+        run_config = None
+        if supernet is not None:
+            from supernet.trainer import load_run_config
+
+            run_config = load_run_config(supernet)
+        if space is None:
+            space = space_from_config(run_config) if run_config else "nb201"
         self.space = get_space(space) if isinstance(space, str) else space
-        self.dataset = _dataset_of(supernet, dataset)
+        self.dataset = _dataset_of(run_config, dataset)
         self.supernet_path = supernet
         self._truth_src, self._hw_src = truth, hwnasbench
         self.data, self.proxy_settings, self.progress, self.cache_path = data, proxy_settings, progress, cache
@@ -140,10 +143,17 @@ class ObjectiveContext:
     def _strs(self, archs: Sequence[Arch]) -> list[str]:
         return [self.space.to_str(a) for a in archs]
 
+    @property
+    def benchmarked(self) -> bool:
+        """True when the space is the one NAS-Bench-201 / HW-NAS-Bench tabulate (ground truth, device tables)."""
+        return self.space.name == "nb201"
+
     def hw_devices(self) -> list[str]:
-        """HW-NAS-Bench devices with at least one metric for this data set."""
+        """HW-NAS-Bench devices with at least one metric for this data set (none outside NB201)."""
         from benchmarks.hwnasbench import HW_DEVICES
 
+        if not self.benchmarked:
+            return []
         try:
             metrics = self.hwnasbench.metrics(self.dataset)
         except (FileNotFoundError, ValueError):
@@ -208,6 +218,9 @@ def get_objective(name: str, ctx: ObjectiveContext) -> Objective:
     space = ctx.space
     if name == "proxy_err":
         return Objective(name, "%", lambda a: ctx.evaluator.error(a), f"supernet {ctx.supernet_path}", 2, space)
+    if not ctx.benchmarked and (name == "true_err" or name.partition("_")[0] in HW_DEVICES):
+        raise ValueError(f"objective '{name}' comes from NAS-Bench-201 / HW-NAS-Bench tables, which cover the "
+                         f"nb201 space only; for space '{space.name}' use: {', '.join(list_objectives(ctx))}")
     if name == "true_err":
         return Objective(name, "%", lambda a: ctx.truth.error(ctx._strs(a), ctx.dataset),
                          f"NAS-Bench-201 {ctx.dataset} (200 epochs)", 0, space)
@@ -235,7 +248,7 @@ def list_objectives(ctx: ObjectiveContext) -> list[str]:
     from benchmarks.hwnasbench import HW_METRICS
     from hardware.measure import TARGETS
 
-    names = ["proxy_err", "true_err", *COUNTERS, *(f"measured_latency:{t}" for t in TARGETS),
+    names = ["proxy_err", *(["true_err"] if ctx.benchmarked else []), *COUNTERS, *(f"measured_latency:{t}" for t in TARGETS),
              "remote_latency:<url>", "lut_latency"]
     for d in ctx.hw_devices():
         names += [f"{d}_{m}" for m in HW_METRICS[d]]

@@ -313,7 +313,7 @@ def _input_shape(request: dict) -> tuple[int, ...]:
     return tuple(shape)
 
 
-REQUEST_KEYS = frozenset({"space", "arch", "net", "input_shape", "warmup", "repeats", "target"})
+REQUEST_KEYS = frozenset({"space", "space_options", "arch", "net", "input_shape", "warmup", "repeats", "target"})
 
 
 def validate_measure_params(request: dict, target: str) -> dict:

@@ -1,7 +1,7 @@
 """Export a chosen subnet as a standalone model with the weights it inherits from a trained supernet.
 
 Formats:
-- `state_dict`: a torch file {"space", "arch", "net", "state_dict"}; `load_state_dict_export` rebuilds the
+- `state_dict`: a torch file {"space", "space_options", "arch", "net", "state_dict"}; `load_state_dict_export` rebuilds the
   module from our code (the most portable between our versions: no pickled classes);
 - `torchscript`: `torch.jit.trace` of the eval-mode subnet, loadable with `torch.jit.load` without hwnas
   (TorchScript is deprecated upstream but still what many C++/mobile runtimes load);
@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from .atomic import atomic_write_bytes
 from .checkpoint import atomic_torch_save
-from .spaces import get_space
+from .spaces import space_from_config
 from .spaces.base import Arch
 
 FORMATS = ("state_dict", "torchscript", "onnx")
@@ -39,7 +39,7 @@ def subnet_from_run(run: str | Path, arch: Arch | str, calib_batches: int = 4, d
                         progress=False)
     arch = ev.space.parse(arch)
     net = {k: ev.supernet.config[k] for k in ("channels", "cells", "num_classes")}
-    description = {"space": ev.space.name, "arch": ev.space.to_str(arch), "net": net,
+    description = {"space": ev.space.name, "space_options": ev.space.options, "arch": ev.space.to_str(arch), "net": net,
                    "dataset": ev.config["dataset"], "bn": f"{bn} ({calib_batches} batches)" if calib_batches else bn}
     return ev.subnet(arch), description
 
@@ -71,7 +71,7 @@ def load_state_dict_export(path: str | Path) -> nn.Module:
     missing = {"space", "arch", "net", "state_dict"} - set(blob)
     if missing:
         raise ValueError(f"'{path}' is not an hwnas state_dict export (missing {sorted(missing)})")
-    space = get_space(blob["space"])
+    space = space_from_config(blob)
     model = space.build_subnet(space.from_str(blob["arch"]), **blob["net"])
     model.load_state_dict(blob["state_dict"])
     return model.eval()

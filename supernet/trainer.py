@@ -25,11 +25,11 @@ from .bn import batch_statistics
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
 from .data import DATASETS, TensorBatches, load_dataset, make_splits
 from .modes import get_mode, list_modes
-from .spaces import get_space
+from .spaces import get_space, space_from_config
 
 CHECKPOINT = "supernet.pt"
 # Settings a resumed run must share with the checkpoint it continues (epochs may grow; out/device may move).
-_SAME_ON_RESUME = ("space", "mode", "dataset", "channels", "cells", "max_images", "batch_size", "seed",
+_SAME_ON_RESUME = ("space", "space_options", "mode", "dataset", "channels", "cells", "max_images", "batch_size", "seed",
                    "lr", "weight_decay", "order", "arch_lr", "protocol")
 
 
@@ -38,6 +38,7 @@ class TrainConfig:
     """Everything that defines a supernet training run (the CLI's `hwnas train` options)."""
 
     space: str = "nb201"
+    space_options: dict[str, Any] = field(default_factory=dict)  # e.g. a layer-wise space's `stages`
     mode: str = "spos"
     dataset: str = "cifar10"
     epochs: int = 1
@@ -61,7 +62,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Check every value, raising ValueError with one line naming the bad one and the valid ones."""
-        get_space(self.space)
+        get_space(self.space, **self.space_options)
         get_mode(self.mode)
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset '{self.dataset}'; valid: {', '.join(DATASETS)}")
@@ -105,7 +106,7 @@ class _Log:
 
 def build_run(cfg: TrainConfig):
     """Space, supernet, data splits, weight optimizer, scheduler and mode for `cfg` (no training)."""
-    space = get_space(cfg.space)
+    space = get_space(cfg.space, **cfg.space_options)
     raw = load_dataset(cfg.dataset, cfg.data, download=cfg.download)
     splits = make_splits(raw, protocol=cfg.protocol, max_images=cfg.max_images, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -247,8 +248,8 @@ def load_supernet(run: str | Path, device: str = "cpu"):
         path = path / CHECKPOINT
     ckpt = load_checkpoint(path)
     cfg = ckpt["config"]
-    space = get_space(cfg["space"])
-    num_classes = ckpt["model"]["classifier.weight"].shape[0]
+    space = space_from_config(cfg)
+    num_classes = [v for v in ckpt["model"].values() if v.ndim == 2][-1].shape[0]  # the final linear layer
     model = space.build_supernet(channels=cfg["channels"], cells=cfg["cells"], num_classes=num_classes)
     try:
         model.load_state_dict(ckpt["model"])

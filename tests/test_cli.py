@@ -27,7 +27,7 @@ def test_help_lists_every_command(capsys):
 
 def test_bad_values_give_one_line_errors(capsys, data_dir, tmp_path):
     assert "unknown mode 'foo'; valid: spos, darts, gdas" in _error(capsys, ["train", "--mode", "foo"])
-    assert "unknown space 'nb101'; valid: nb201" in _error(capsys, ["train", "--space", "nb101"])
+    assert "unknown space 'nb101'; valid: mobilenet, nb201, resblock, shufflenet" in _error(capsys, ["train", "--space", "nb101"])
     assert "unknown dataset 'svhn'" in _error(capsys, ["train", "--dataset", "svhn"])
     assert "not found" in _error(capsys, ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
     assert "unknown device 'jetson'" in _error(capsys, ["search", "--oracle", "true", "--device", "jetson",

@@ -77,14 +77,20 @@ class ArchParameterMode(TrainingMode):
         super().__init__(model, space, weight_optimizer, seed=seed, **options)
         shape = (len(space.num_choices), max(space.num_choices))
         self.alpha = nn.Parameter(1e-3 * torch.randn(shape, generator=self.generator))
+        # Layers with fewer choices than the widest one (a layer-wise space's identity rule) mask the rest.
+        self.valid = torch.arange(shape[1]).unsqueeze(0) < torch.tensor(space.num_choices).unsqueeze(1)
         self.arch_optimizer = torch.optim.Adam([self.alpha], lr=arch_lr, betas=(0.5, 0.999),
                                                weight_decay=arch_weight_decay)
 
     def arch_parameters(self) -> list[torch.Tensor]:
         return [self.alpha]
 
+    def logits(self) -> torch.Tensor:
+        """alpha with each decision's out-of-range entries at -inf (softmax gives them 0)."""
+        return self.alpha.masked_fill(~self.valid, float("-inf"))
+
     def derived_arch(self) -> Arch:
-        return tuple(int(i) for i in self.alpha.detach().argmax(dim=1))
+        return tuple(int(i) for i in self.logits().detach().argmax(dim=1))
 
     def eval_archs(self) -> list[Arch]:
         return [self.derived_arch()]
@@ -95,7 +101,7 @@ class ArchParameterMode(TrainingMode):
         skip = ops.index("skip_connect") if ops and "skip_connect" in ops else None
         frac = sum(a == skip for a in arch) / len(arch) if skip is not None else None
         out = {"derived_arch": self.space.to_str(arch), "skip_fraction": frac,
-               "alpha_softmax": torch.softmax(self.alpha.detach(), dim=1).tolist()}
+               "alpha_softmax": torch.softmax(self.logits().detach(), dim=1).tolist()}
         if frac is not None and frac >= 0.5:
             out["warning"] = (f"derived arch collapsed towards skip_connect ({frac:.0%} of edges): "
                               "a known failure of differentiable NAS")

@@ -17,7 +17,7 @@ class DARTS(ArchParameterMode):
         self.order = order
 
     def weights(self) -> torch.Tensor:
-        return torch.softmax(self.alpha, dim=1)
+        return torch.softmax(self.logits(), dim=1)
 
     def _loss(self, x, y):
         return cross_entropy(self.model(x, weights=self.weights()), y)

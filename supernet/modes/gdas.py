@@ -26,7 +26,7 @@ class GDAS(ArchParameterMode):
         """Hard one-hot weights with straight-through gradient, and the chosen op per edge."""
         u = torch.rand(self.alpha.shape, generator=self.generator).clamp(1e-10, 1 - 1e-10)
         gumbel = -torch.log(-torch.log(u))
-        probs = F.softmax((F.log_softmax(self.alpha, dim=1) + gumbel) / self.tau, dim=1)
+        probs = F.softmax((F.log_softmax(self.logits(), dim=1) + gumbel) / self.tau, dim=1)
         index = probs.argmax(dim=1)
         one_hot = F.one_hot(index, probs.shape[1]).to(probs.dtype)
         hard = one_hot - probs.detach() + probs

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from ..nb201_net import live_edges
 from .base import TrainingMode, as_arch, cross_entropy, fixed_panel
 
 
@@ -22,5 +21,5 @@ class SPOS(TrainingMode):
         return loss.item(), logits.detach()
 
     def eval_archs(self):
-        # A fixed panel (seeded, cells with a live edge only) so epochs are comparable.
-        return fixed_panel(self.space, seed=2024, k=self.EVAL_PANEL, alive=lambda a: bool(live_edges(a)))
+        # A fixed panel (seeded, archs that carry signal only) so epochs are comparable.
+        return fixed_panel(self.space, seed=2024, k=self.EVAL_PANEL, alive=self.space.has_signal)

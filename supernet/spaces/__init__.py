@@ -22,13 +22,19 @@ def list_spaces() -> list[str]:
     return sorted(_SPACES)
 
 
-def get_space(name: str) -> SearchSpace:
-    """The search space registered as `name`; ValueError naming the valid ones otherwise."""
+def get_space(name: str, **options) -> SearchSpace:
+    """The search space registered as `name`, built with the space's own `options` (layer-wise spaces take
+    e.g. `stages`; NB201 takes none); ValueError naming the valid names or options otherwise."""
     if name not in _SPACES:
         raise ValueError(f"unknown space '{name}'; valid: {', '.join(list_spaces())}")
-    return _SPACES[name]()
+    return _SPACES[name](**options)
 
 
-from . import nb201  # noqa: E402,F401  (registers "nb201")
+def space_from_config(config: dict) -> SearchSpace:
+    """The space a run or export was made with: its `space` name and `space_options` (if any)."""
+    return get_space(config["space"], **(config.get("space_options") or {}))
 
-__all__ = ["Arch", "SearchSpace", "get_space", "list_spaces", "register_space"]
+
+from . import mobilenet, nb201, resblock, shufflenet  # noqa: E402,F401  (each module registers its space)
+
+__all__ = ["Arch", "SearchSpace", "get_space", "list_spaces", "register_space", "space_from_config"]

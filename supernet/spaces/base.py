@@ -16,6 +16,11 @@ class SearchSpace(ABC):
 
     name: str = ""
 
+    def __init__(self, **options: Any):
+        if options:
+            raise ValueError(f"space '{self.name}' takes no options, got {', '.join(sorted(options))}")
+        self.options: dict[str, Any] = {}
+
     @property
     @abstractmethod
     def num_choices(self) -> tuple[int, ...]:
@@ -56,6 +61,11 @@ class SearchSpace(ABC):
     def canonical(self, arch: Arch) -> Arch:
         """Representative of `arch`'s isomorphism class (identity where the space has no isomorphisms)."""
         return self.validate(arch)
+
+    def has_signal(self, arch: Arch) -> bool:
+        """False for archs whose output ignores the input (an NB201 cell with no live edge): worth skipping
+        where a few representative archs are wanted."""
+        return True
 
     def sample(self, rng: np.random.Generator) -> Arch:
         """One architecture drawn uniformly over encodings."""

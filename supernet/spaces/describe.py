@@ -1,7 +1,8 @@
 """A subnet described in plain JSON, and the builder that turns the description back into a module.
 
 The remote measurement agent (`hardware.agent`) gets `build_described` injected: it receives only data
-(space name, arch string, whitelisted integer options), never pickles or code.
+(space name, the space's own options, arch string, whitelisted integer net options), never pickles or
+code.
 
     request = describe_request("nb201", "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...|",
                                {"channels": 16, "cells": 5}, input_shape=(1, 3, 32, 32))
@@ -43,33 +44,37 @@ def _net_options(net: Any) -> dict[str, int]:
     return out
 
 
-def _space_and_arch(space_name: Any, arch: Any):
+def _space(space_name: Any, options: Any = None):
     _require(isinstance(space_name, str), f"'space' must be a space name string, got {space_name!r}")
-    space = get_space(space_name)  # ValueError naming the valid spaces
-    _require(isinstance(arch, str), f"'arch' must be an arch string of space '{space_name}', got {type(arch).__name__}")
-    return space, space.from_str(arch)  # ValueError naming what is wrong
+    _require(options is None or isinstance(options, dict),
+             f"'space_options' must be an object of the space's options, got {type(options).__name__}")
+    return get_space(space_name, **(options or {}))  # ValueError naming the valid spaces or options
 
 
 def build_described(request: dict) -> nn.Module:
-    """The eval-mode subnet a request describes: `space` (registered name), `arch` (that space's arch
-    string) and optional `net` options (see NET_OPTIONS). ValueError, one line, for anything invalid.
+    """The eval-mode subnet a request describes: `space` (registered name), optional `space_options`,
+    `arch` (that space's arch string) and optional `net` options (see NET_OPTIONS). ValueError, one line, for anything invalid.
     Other keys of the request (input_shape, warmup, ...) are the agent's business and ignored here."""
     _require(isinstance(request, dict), f"request must be an object, got {type(request).__name__}")
     for key in ("space", "arch"):
         if key not in request:
             raise ValueError(f"request needs '{key}'")
-    space, arch = _space_and_arch(request["space"], request["arch"])
-    return space.build_subnet(arch, **_net_options(request.get("net"))).eval()
+    space, arch = _space(request["space"], request.get("space_options")), request["arch"]
+    _require(isinstance(arch, str), f"'arch' must be an arch string of space '{space.name}', got {type(arch).__name__}")
+    return space.build_subnet(space.from_str(arch), **_net_options(request.get("net"))).eval()
 
 
 def describe_request(space_name: str, arch_str: str | Sequence[int], net: dict | None = None,
                      input_shape: Sequence[int] = (1, 3, 32, 32), warmup: int = 10, repeats: int = 50,
-                     target: str = "cpu") -> dict:
+                     target: str = "cpu", space_options: dict | None = None) -> dict:
     """The JSON request for timing `arch_str` of `space_name` on an agent; the space, arch and net options
     are checked here already (ValueError), so a bad request fails before it goes over the wire. `arch_str`
     may also be an arch tuple or encoding; it is sent in the space's string form."""
-    space = get_space(space_name)
+    space = _space(space_name, space_options)
     arch = space.parse(arch_str)
-    return {"space": space_name, "arch": space.to_str(arch), "net": _net_options(net or {}),
-            "input_shape": [int(s) for s in input_shape], "warmup": int(warmup), "repeats": int(repeats),
-            "target": target}
+    request = {"space": space_name, "arch": space.to_str(arch), "net": _net_options(net or {}),
+               "input_shape": [int(s) for s in input_shape], "warmup": int(warmup), "repeats": int(repeats),
+               "target": target}
+    if space.options:
+        request["space_options"] = space.options
+    return request

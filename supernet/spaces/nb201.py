@@ -150,6 +150,9 @@ class NB201Space(SearchSpace):
             raise ValueError(f"NB201 index {index} out of range; valid: 0..{NUM_ARCHS - 1}")
         return _from_code(int(_index_tables()[0][int(index)]))
 
+    def has_signal(self, arch: Arch) -> bool:
+        return bool(live_edges(self.validate(arch)))
+
     def canonical(self, arch: Arch) -> Arch:
         return _from_code(int(_canonical_codes()[_code(self.validate(arch))]))
 

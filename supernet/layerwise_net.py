@@ -1,0 +1,89 @@
+"""One network class for every layer-wise space: a fixed stem, a chain of searchable layers (one decision
+each, one block chosen out of that layer's candidates) and a fixed head. It serves as the weight-sharing
+supernet and as a standalone subnet, like `NB201Network`:
+
+- the supernet holds every candidate block of every layer; a subnet only its arch's blocks, under the
+  same parameter names (`layers.<i>.blocks.<choice>...`), so loading the supernet's matching entries is
+  weight inheritance and both compute the same function;
+- forwards: single path `net(x, arch)`, DARTS mixture `net(x, weights=W)` with W (layers, max choices),
+  GDAS hard sample `net(x, hard=(H, index))`; entries of W/H beyond a layer's choices are ignored.
+
+What the blocks are (MobileNetV2, ShuffleNetV2, ResNet blocks) is the space's business: it passes
+`LayerSpec`s and a `make_block(name, spec)` factory.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One searchable layer: input/output channels, stride, and the names of its candidate blocks."""
+
+    c_in: int
+    c_out: int
+    stride: int
+    choices: tuple[str, ...]
+
+
+class ChoiceLayer(nn.Module):
+    """The candidate blocks of one layer, keyed by choice index (a subnet keeps only its own)."""
+
+    def __init__(self, spec: LayerSpec, make_block: Callable[[str, LayerSpec], nn.Module],
+                 keep: Sequence[int] | None = None):
+        super().__init__()
+        keep = range(len(spec.choices)) if keep is None else keep
+        self.blocks = nn.ModuleDict({str(k): make_block(spec.choices[k], spec) for k in keep})
+
+    def forward(self, x: torch.Tensor, choice: int) -> torch.Tensor:
+        return self.blocks[str(choice)](x)
+
+
+class LayerwiseNetwork(nn.Module):
+    """Stem -> searchable layers -> head; supernet (`arch=None`) or subnet (only `arch`'s blocks built)."""
+
+    def __init__(self, stem: nn.Module, specs: Sequence[LayerSpec], make_block: Callable[[str, LayerSpec], nn.Module],
+                 head: nn.Module, config: dict, arch: Sequence[int] | None = None):
+        super().__init__()
+        self.config = dict(config)
+        self.arch = tuple(int(a) for a in arch) if arch is not None else None
+        self.specs = tuple(specs)
+        self.stem = stem
+        self.layers = nn.ModuleList(
+            ChoiceLayer(spec, make_block, None if self.arch is None else [self.arch[i]])
+            for i, spec in enumerate(self.specs))
+        self.head = head
+
+    def forward(self, x: torch.Tensor, arch: Sequence[int] | None = None, weights: torch.Tensor | None = None,
+                hard: tuple[torch.Tensor, Sequence[int]] | None = None) -> torch.Tensor:
+        """Logits. Give exactly one of `arch` (single path), `weights` (DARTS) or `hard` (GDAS); a subnet
+        uses its own arch when none is given."""
+        if arch is None and weights is None and hard is None:
+            if self.arch is None:
+                raise ValueError("a supernet forward needs arch=..., weights=... or hard=...")
+            arch = self.arch
+        x = self.stem(x)
+        for i, layer in enumerate(self.layers):
+            if arch is not None:
+                x = layer(x, arch[i])
+            elif weights is not None:
+                x = sum(weights[i, k] * layer(x, k) for k in range(len(self.specs[i].choices)))
+            else:
+                h, k = hard[0][i], int(hard[1][i])
+                # Only the sampled block runs; the others' weights are 0 in value but carry GDAS'
+                # straight-through gradient.
+                x = h[k] * layer(x, k) + (h[:len(self.specs[i].choices)].sum() - h[k])
+        return self.head(x)
+
+    def inherit_from(self, supernet: "LayerwiseNetwork") -> "LayerwiseNetwork":
+        """Copy the matching weights and BN statistics of `supernet` into this subnet."""
+        own, theirs = self.state_dict(), supernet.state_dict()
+        for k, v in own.items():
+            if k not in theirs or theirs[k].shape != v.shape:
+                raise ValueError(f"supernet lacks parameter '{k}' of this shape: it was built with another config")
+        self.load_state_dict({k: theirs[k] for k in own})
+        return self
