@@ -105,7 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(_train_config(args), resume=args.resume)
     print(f"trained {result['mode']} supernet in {result['run']}: held-out accuracy {result['val_acc']:.2f}%")
     if result.get("derived_arch"):
-        print(f"derived arch {result['derived_arch']} (skip_connect on {result['skip_fraction']:.0%} of edges)")
+        print(f"derived arch {result['derived_arch']} (identity ops on {result['skip_fraction']:.0%} of decisions)")
     if result.get("warning"):
         print(f"warning: {result['warning']}")
     return 0

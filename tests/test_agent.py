@@ -163,7 +163,7 @@ def test_malformed_json_is_400(agent, body, needle):
     ({"arch": "|bogus~0|+|none~0|none~1|+|none~0|none~1|none~2|"}, "unknown op 'bogus'"),
     ({"arch": "not an arch"}, "bad NB201 arch string"),
     ({"arch": 5}, "'arch' must be"),
-    ({"space": "nb301"}, "valid: nb201"),
+    ({"space": "nb301"}, "valid: mobilenet, nb201"),
     ({"net": {"channels": 4, "widht": 3}}, "valid: channels, cells, num_classes"),
     ({"net": {"channels": 100000}}, "1..512"),
     ({"repeats": 0}, "'repeats'"),

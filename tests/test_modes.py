@@ -206,7 +206,7 @@ def test_darts_and_gdas_report_derived_arch_and_skip_fraction(space, name):
         mode.alpha[0, SKIP] = 5.0
     summary = mode.summary()
     assert summary["skip_fraction"] == pytest.approx(3 / 6)
-    assert "skip_connect" in summary["warning"] and "50%" in summary["warning"]
+    assert "identity" in summary["warning"] and "50%" in summary["warning"]
 
 
 def test_mode_registry_lists_valid_names():

@@ -97,13 +97,11 @@ class ArchParameterMode(TrainingMode):
 
     def summary(self) -> dict[str, Any]:
         arch = self.derived_arch()
-        ops = getattr(self.space, "ops", None)
-        skip = ops.index("skip_connect") if ops and "skip_connect" in ops else None
-        frac = sum(a == skip for a in arch) / len(arch) if skip is not None else None
+        frac = sum(self.space.is_skip(i, a) for i, a in enumerate(arch)) / len(arch)
         out = {"derived_arch": self.space.to_str(arch), "skip_fraction": frac,
                "alpha_softmax": torch.softmax(self.logits().detach(), dim=1).tolist()}
-        if frac is not None and frac >= 0.5:
-            out["warning"] = (f"derived arch collapsed towards skip_connect ({frac:.0%} of edges): "
+        if frac >= 0.5:
+            out["warning"] = (f"derived arch collapsed towards identity ops ({frac:.0%} of decisions): "
                               "a known failure of differentiable NAS")
         return out
 

@@ -67,6 +67,10 @@ class SearchSpace(ABC):
         where a few representative archs are wanted."""
         return True
 
+    def is_skip(self, decision: int, choice: int) -> bool:
+        """True when `choice` at `decision` is the identity (skip) op: what DARTS-style collapse piles onto."""
+        return False
+
     def sample(self, rng: np.random.Generator) -> Arch:
         """One architecture drawn uniformly over encodings."""
         return tuple(int(rng.integers(n)) for n in self.num_choices)

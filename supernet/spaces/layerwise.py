@@ -101,6 +101,9 @@ class LayerwiseSpace(SearchSpace):
         """Candidate block names of layer `layer`."""
         return self._layer_choices[layer]
 
+    def is_skip(self, decision: int, choice: int) -> bool:
+        return self._layer_choices[decision][choice] == "skip"
+
     @property
     def num_choices(self) -> tuple[int, ...]:
         return tuple(len(c) for c in self._layer_choices)

@@ -150,6 +150,9 @@ class NB201Space(SearchSpace):
             raise ValueError(f"NB201 index {index} out of range; valid: 0..{NUM_ARCHS - 1}")
         return _from_code(int(_index_tables()[0][int(index)]))
 
+    def is_skip(self, decision: int, choice: int) -> bool:
+        return NB201_OPS[choice] == "skip_connect"
+
     def has_signal(self, arch: Arch) -> bool:
         return bool(live_edges(self.validate(arch)))
 

@@ -1,0 +1,149 @@
+"""CPU-scale fronts of the layer-wise spaces on this machine: for each space, a SPOS supernet trained with a
+small CPU recipe, then NSGA-II over (proxy error, latency measured on this CPU), the whole front reported.
+
+    python -m benchmarks.spaces [--spaces mobilenet shufflenet resblock] [--runs runs/spaces]
+                                [--pop-size 16 --generations 8] [--eval-images 500 --calib-batches 2]
+
+Supernets are trained at C=8 on the NB201 search split (`RECIPES`; a finished run in --runs is reused);
+latency is measured for the deploy-size network (C=16, batch 1, one thread, median of --repeats runs),
+as `hwnas search --device measured_latency:cpu` does. Writes benchmarks/results/spaces.md (with the
+exact command), spaces.png and one front CSV per space in benchmarks/results/spaces/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from evolve.measured import MeasureSettings
+from evolve.objectives import ObjectiveContext, get_objective
+from evolve.search import search
+from hardware import counters
+from supernet.atomic import atomic_write_text
+from supernet.evaluate import ProxySettings
+from supernet.trainer import TrainConfig, train
+
+from .report import command, markdown_table
+
+RESULTS = Path(__file__).parent / "results"
+# CPU recipes (SPOS, C=8, batch 64, default layouts); images per epoch and epochs sized to the spaces' speed
+# on 2 cores (training throughput at C=8: mobilenet ~86, shufflenet ~170, resblock ~1,400 images/s).
+RECIPES = {"mobilenet": dict(max_images=10000, epochs=3), "shufflenet": dict(max_images=10000, epochs=4),
+           "resblock": dict(max_images=25000, epochs=8)}
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m benchmarks.spaces", description=__doc__.split("\n\n")[0])
+    p.add_argument("--spaces", nargs="+", default=list(RECIPES), help=f"spaces ({', '.join(RECIPES)})")
+    p.add_argument("--runs", default="runs/spaces", help="folder of the supernet runs (reused when finished)")
+    p.add_argument("--data", default=None, help="data folder (default: $HWNAS_DATA)")
+    p.add_argument("--pop-size", type=int, default=16)
+    p.add_argument("--generations", type=int, default=8)
+    p.add_argument("--eval-images", type=int, default=500, help="held-out images per proxy evaluation")
+    p.add_argument("--calib-batches", type=int, default=2, help="batches of 64 for BN recalibration")
+    p.add_argument("--repeats", type=int, default=25, help="timed runs per latency measurement")
+    p.add_argument("--out", default=str(RESULTS), help="folder for spaces.md / spaces.png / spaces/*.csv")
+    args = p.parse_args(argv)
+    bad = [s for s in args.spaces if s not in RECIPES]
+    if bad:
+        p.error(f"unknown space '{bad[0]}'; valid: {', '.join(RECIPES)}")
+    return args
+
+
+def supernet_for(space: str, args) -> tuple[Path, dict, float]:
+    """(run folder, result, training seconds) of the space's CPU-recipe supernet, trained if not finished."""
+    out = Path(args.runs) / space
+    if not (out / "result.json").is_file():
+        train(TrainConfig(space=space, mode="spos", channels=8, batch_size=64, held_out_images=500, out=str(out),
+                          data=args.data, progress=False, **RECIPES[space]), resume=(out / "supernet.pt").is_file())
+    metrics = pd.read_csv(out / "metrics.csv")
+    return out, json.loads((out / "result.json").read_text()), float(metrics.seconds.sum())
+
+
+def one_space(space: str, args) -> dict:
+    run, result, train_s = supernet_for(space, args)
+    settings = ProxySettings(eval_images=args.eval_images, calib_batches=args.calib_batches)
+    ctx = ObjectiveContext(supernet=str(run), data=args.data, proxy_settings=settings, progress=False,
+                           measure_settings=MeasureSettings(warmup=5, repeats=args.repeats, threads=1))
+    objectives = [get_objective(n, ctx) for n in ("proxy_err", "measured_latency:cpu")]
+    t0 = time.perf_counter()
+    front = search(ctx.space, objectives, pop_size=args.pop_size, generations=args.generations, seed=0,
+                   progress=True)
+    search_s = time.perf_counter() - t0
+    pareto = front.pareto().sort_values(front.objectives[1]).copy()
+    nets = [ctx.space.build_subnet(ctx.space.from_str(a), **ctx.net) for a in pareto.arch_str]
+    pareto["params_m"] = [counters.params_m(m) for m in nets]
+    pareto["flops_m"] = [counters.flops_m(m, (1, 3, 32, 32)) for m in nets]
+    return dict(space=ctx.space, run=run, result=result, train_s=train_s, search_s=search_s, front=front,
+                pareto=pareto, net=ctx.net, evaluator=ctx.evaluator)
+
+
+def plot(results: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from evolve.plot import plot_front_2d, save_figure
+
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
+    for ax, r in zip(axes[0], results):
+        x, y = r["front"].objectives[1], r["front"].objectives[0]
+        plot_front_2d(r["front"], x, y, ax=ax, title=f"{r['space'].name}: NSGA-II, proxy vs CPU latency")
+    fig.tight_layout()
+    out = save_figure(fig, path)
+    plt.close(fig)
+    return out
+
+
+def report(results: list[dict], args, argv) -> str:
+    lines = ["# Layer-wise spaces: CPU-scale fronts on this machine", "",
+             f"Command: `{command('benchmarks.spaces', argv)}`", "",
+             "Proxy error: held-out error of the subnet with inherited SPOS supernet weights (C=8, BN recalibrated "
+             f"on {args.calib_batches} batches, {args.eval_images} held-out images). Latency: the deploy-size "
+             f"network (C=16) measured on this CPU, batch 1, one thread, median of {args.repeats} runs. "
+             f"NSGA-II, population {args.pop_size}, {args.generations} generations, seed 0.", "",
+             "![fronts](spaces.png)", ""]
+    summary = []
+    for r in results:
+        cfg = json.loads((r["run"] / "config.json").read_text())
+        summary.append({"space": r["space"].name, "layers": len(r["space"].num_choices),
+                        "archs": f"{float(r['space'].size):.3g}",
+                        "supernet": f"SPOS C=8, {cfg['max_images']} images x {cfg['epochs']} epochs",
+                        "train min": r["train_s"] / 60, "held-out acc %": r["result"]["val_acc"],
+                        "evaluated": len(r["front"].table), "Pareto": len(r["pareto"]),
+                        "search min": r["search_s"] / 60})
+    lines += [markdown_table(pd.DataFrame(summary)), ""]
+    for r in results:
+        lat, err = r["front"].objectives[1], r["front"].objectives[0]
+        table = r["pareto"][["arch_str", err, lat, "params_m", "flops_m"]]
+        lines += [f"## {r['space'].name}", "",
+                  f"Front CSV: `spaces/{r['space'].name}.csv` (every evaluated arch, `is_pareto` marks the front).", "",
+                  markdown_table(table.rename(columns={"arch_str": "arch"})), ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    out = Path(args.out)
+    results = []
+    for space in args.spaces:
+        r = one_space(space, args)
+        r["front"].save(out / "spaces" / space, formats=("csv",))
+        results.append(r)
+        print(f"{space}: {len(r['pareto'])} Pareto archs of {len(r['front'].table)} evaluated "
+              f"(training {r['train_s'] / 60:.1f} min, search {r['search_s'] / 60:.1f} min)", flush=True)
+    plot(results, out / "spaces.png")
+    text = report(results, args, argv)
+    atomic_write_text(out / "spaces.md", text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
