@@ -41,7 +41,7 @@ from .atomic import atomic_write_json
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
 from .data import DATASETS, TensorBatches, load_dataset, make_splits
 from .spaces import SearchSpace, get_space, space_from_config
-from .trainer import _Log
+from .trainer import _Log, open_run, train_epoch
 
 CHECKPOINT = "retrain.pt"
 # What defines a retraining run: a resumed run must ask for exactly these (out, data, device, progress may move).
@@ -179,12 +179,7 @@ def retrain(cfg: RetrainConfig, resume: bool = False) -> dict[str, Any]:
     cfg.validate()
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(ckpt_path)
-    elif ckpt_path.exists():
-        raise ValueError(f"'{out}' already holds a retraining run; pass --resume to continue it or choose "
-                         f"another --out")
+    ckpt = open_run(out, CHECKPOINT, resume, "a retraining run")
 
     space, arch, model, optimizer, scheduler, train_batches, test_batches, num_classes = build_retrain(cfg)
     log = _Log(out / "metrics.csv")
@@ -203,31 +198,22 @@ def retrain(cfg: RetrainConfig, resume: bool = False) -> dict[str, Any]:
     for epoch in range(start, cfg.epochs):
         train_batches.set_epoch(epoch)
         model.train()
-        loss_sum = correct = seen = 0
         lr = optimizer.param_groups[0]["lr"]
-        t0 = time.perf_counter()
-        bar = tqdm(train_batches, desc=f"retrain epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
-                   leave=False, unit="batch")
-        for x, y in bar:
+
+        def step(x, y):
             logits = model(x)
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(f"loss became {value} at epoch {epoch + 1}; lower --lr")
-            loss_sum += value * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
-                            img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-        train_time = time.perf_counter() - t0
+            return loss.item(), logits
+        t0 = time.perf_counter()
+        done = train_epoch(train_batches, step, f"retrain epoch {epoch + 1}/{cfg.epochs}", epoch, cfg.progress)
         scheduler.step()
         acc = top1_accuracy(model, test_batches)
-        log.add({"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": 100 * correct / seen,
+        log.add({"epoch": epoch + 1, "train_loss": done["train_loss"], "train_acc": done["train_acc"],
                  "test_acc": acc, "lr": lr, "seconds": time.perf_counter() - t0,
-                 "images_per_s": seen / max(train_time, 1e-9)})
+                 "images_per_s": done["images"] / max(done["seconds"], 1e-9)})
         atomic_torch_save({"config": asdict(cfg), "epoch": epoch, "num_classes": num_classes,
                            "model": model.state_dict(),
                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),

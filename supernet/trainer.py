@@ -139,6 +139,36 @@ def held_out_accuracy(model, batches: TensorBatches, arch, weights: torch.Tensor
     return 100.0 * correct / max(total, 1)
 
 
+def open_run(out: Path, checkpoint: str, resume: bool, what: str = "a run") -> dict[str, Any] | None:
+    """The checkpoint to resume from (`resume`), or None for a fresh run; ValueError when a fresh run would
+    overwrite an existing one."""
+    if resume:
+        return load_checkpoint(out / checkpoint)
+    if (out / checkpoint).exists():
+        raise ValueError(f"'{out}' already holds {what}; pass --resume to continue it or choose another --out")
+    return None
+
+
+def train_epoch(batches: TensorBatches, step, desc: str, epoch: int, progress: bool = True) -> dict[str, float]:
+    """One pass over `batches`, `step(x, y) -> (loss, logits)` updating the model on each; a progress bar
+    shows running loss, accuracy and images/s. Returns train_loss, train_acc (%), images, seconds.
+    Raises FloatingPointError when the loss stops being finite."""
+    loss_sum = correct = seen = 0
+    t0 = time.perf_counter()
+    bar = tqdm(batches, desc=desc, disable=not progress, leave=False, unit="batch")
+    for x, y in bar:
+        loss, logits = step(x, y)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}; lower --lr")
+        loss_sum += loss * len(y)
+        correct += (logits.argmax(1) == y).sum().item()
+        seen += len(y)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
+                        img_s=f"{seen / (time.perf_counter() - t0):.0f}")
+    return {"train_loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1), "images": seen,
+            "seconds": time.perf_counter() - t0}
+
+
 def _cycle(batches: TensorBatches, epoch: int):
     """Endless held-out batches for the arch updates; each pass reshuffles deterministically."""
     k = 0
@@ -153,16 +183,13 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     cfg.validate()
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT
-    ckpt = None
-    if resume:
-        ckpt = load_checkpoint(ckpt_path)
+    ckpt = open_run(out, CHECKPOINT, resume)
+    if ckpt is not None:
         old = ckpt["config"]
         for key in _SAME_ON_RESUME:
             if old.get(key) != getattr(cfg, key):
                 raise ValueError(f"checkpoint '{ckpt_path}' was trained with {key}={old.get(key)!r}; "
                                  f"this run asks {key}={getattr(cfg, key)!r}")
-    elif ckpt_path.exists():
-        raise ValueError(f"'{out}' already holds a run; pass --resume to continue it or choose another --out")
 
     space, model, optimizer, scheduler, mode, batches = build_run(cfg)
     start = 0
@@ -190,27 +217,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         batches["train"].set_epoch(epoch)
         val_iter = _cycle(batches["val"], epoch) if mode.bilevel else None
         model.train()
-        loss_sum = correct = seen = 0
-        t0 = time.perf_counter()
-        bar = tqdm(batches["train"], desc=f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
-                   leave=False, unit="batch")
-        for x, y in bar:
-            loss, logits = mode.train_step(x, y, next(val_iter) if val_iter else None)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}; lower --lr")
-            loss_sum += loss * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
-                            img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-        train_time = time.perf_counter() - t0
+        done = train_epoch(batches["train"], lambda x, y: mode.train_step(x, y, next(val_iter) if val_iter else None),
+                           f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}", epoch, cfg.progress)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         evals = [held_out_accuracy(model, batches["held_out"], a) for a in mode.eval_archs()]
         summary = mode.summary()
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1),
-               "val_acc": sum(evals) / len(evals), "lr": lr, "seconds": train_time,
-               "images_per_s": seen / max(train_time, 1e-9)}
+        row = {"epoch": epoch + 1, "train_loss": done["train_loss"], "train_acc": done["train_acc"],
+               "val_acc": sum(evals) / len(evals), "lr": lr, "seconds": done["seconds"],
+               "images_per_s": done["images"] / max(done["seconds"], 1e-9)}
         if cfg.mode == "darts":  # what DARTS trains is the mixture; its argmax arch can lag far behind early on
             row["mixture_acc"] = held_out_accuracy(model, batches["held_out"], None, weights=mode.weights().detach())
         row.update({k: v for k, v in summary.items() if k in ("derived_arch", "skip_fraction", "tau")})

@@ -53,3 +53,18 @@ def tiny_run(data_dir, tmp_path_factory) -> Path:
     train(TrainConfig(mode="spos", channels=4, cells=1, max_images=256, epochs=1, batch_size=64, out=str(out),
                       data=str(data_dir), progress=False))
     return out
+
+
+@pytest.fixture
+def crash_after_checkpoint(monkeypatch):
+    """`crash_after_checkpoint(module)`: that module's next `atomic_torch_save` writes its checkpoint and
+    then raises KeyboardInterrupt (a run killed right after an epoch); later saves work normally again."""
+    def arm(module):
+        save = module.atomic_torch_save
+
+        def save_then_crash(obj, path):
+            save(obj, path)
+            monkeypatch.setattr(module, "atomic_torch_save", save)
+            raise KeyboardInterrupt
+        monkeypatch.setattr(module, "atomic_torch_save", save_then_crash)
+    return arm

@@ -170,7 +170,6 @@ def test_nsga2_front_is_non_dominated(trained):
     from evolve.objectives import ObjectiveContext, get_objective
     from evolve.pareto import non_dominated_mask
     from evolve.search import search
-
     from supernet.evaluate import ProxySettings
 
     name, run, _ = trained
@@ -299,7 +298,7 @@ def test_export_to_onnx_matches_pytorch_and_state_dict_round_trips(trained, tmp_
     assert load_state_dict_export(path).arch == space.from_str(arch)
 
 
-def test_retrain_on_a_layerwise_space_resumes_exactly(data_dir, tmp_path, monkeypatch):
+def test_retrain_on_a_layerwise_space_resumes_exactly(data_dir, tmp_path, crash_after_checkpoint):
     import supernet.retrain as retrain_module
     from supernet.checkpoint import load_checkpoint
     from supernet.retrain import RetrainConfig, retrain
@@ -307,16 +306,9 @@ def test_retrain_on_a_layerwise_space_resumes_exactly(data_dir, tmp_path, monkey
     common = dict(space="resblock", space_options={"stages": SMALL["resblock"]}, arch="basic1-mbconv", channels=4,
                   max_images=128, batch_size=64, epochs=2, data=str(data_dir), progress=False)
     whole = retrain(RetrainConfig(**common, out=str(tmp_path / "whole")))
-    save = retrain_module.atomic_torch_save
-
-    def save_then_crash(obj, path):
-        save(obj, path)
-        raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
-
-    monkeypatch.setattr(retrain_module, "atomic_torch_save", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
+    crash_after_checkpoint(retrain_module)
+    with pytest.raises(KeyboardInterrupt):  # killed right after epoch 1's checkpoint
         retrain(RetrainConfig(**common, out=str(tmp_path / "split")))
-    monkeypatch.undo()
     resumed = retrain(RetrainConfig(**common, out=str(tmp_path / "split")), resume=True)
     a, b = (load_checkpoint(tmp_path / d / "retrain.pt")["model"] for d in ("whole", "split"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

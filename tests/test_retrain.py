@@ -38,18 +38,11 @@ def finished_run(tmp_path_factory, data_dir):
     return cfg, retrain(cfg)
 
 
-def test_resumed_run_equals_uninterrupted_run(finished_run, data_dir, tmp_path, monkeypatch):
+def test_resumed_run_equals_uninterrupted_run(finished_run, data_dir, tmp_path, crash_after_checkpoint):
     cfg, _ = finished_run
-    save = retrain_module.atomic_torch_save
-
-    def save_then_crash(obj, path):
-        save(obj, path)
-        raise KeyboardInterrupt  # killed right after epoch 1's checkpoint
-
-    monkeypatch.setattr(retrain_module, "atomic_torch_save", save_then_crash)
-    with pytest.raises(KeyboardInterrupt):
+    crash_after_checkpoint(retrain_module)
+    with pytest.raises(KeyboardInterrupt):  # killed right after epoch 1's checkpoint
         retrain(_cfg(data_dir, tmp_path, epochs=2))
-    monkeypatch.undo()
     assert load_checkpoint(tmp_path / "retrain.pt")["epoch"] == 0
     assert not (tmp_path / "result.json").exists()
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import supernet.trainer as trainer
-from supernet.checkpoint import atomic_torch_save, load_checkpoint
+from supernet.checkpoint import load_checkpoint
 from supernet.trainer import TrainConfig, build_run, held_out_accuracy, load_supernet, train
 
 TINY = dict(channels=8, cells=1, max_images=512, batch_size=64, progress=False)
@@ -78,23 +78,13 @@ def test_resumed_run_equals_uninterrupted_run(mode, data_dir, tmp_path):
                                build_run(_cfg(data_dir, a, mode=mode, epochs=2))[4].alpha.detach())
 
 
-class _Crash(Exception):
-    pass
-
-
 @pytest.mark.parametrize("mode", ["spos", "gdas"])
-def test_run_interrupted_after_a_checkpoint_resumes_exactly(mode, data_dir, tmp_path, monkeypatch):
+def test_run_interrupted_after_a_checkpoint_resumes_exactly(mode, data_dir, tmp_path, crash_after_checkpoint):
     a, b = tmp_path / "a", tmp_path / "b"
     train(_cfg(data_dir, a, mode=mode, epochs=2))
-
-    def save_then_crash(obj, path):
-        atomic_torch_save(obj, path)
-        raise _Crash("killed after the first checkpoint")
-
-    with monkeypatch.context() as m:
-        m.setattr(trainer, "atomic_torch_save", save_then_crash)
-        with pytest.raises(_Crash):
-            train(_cfg(data_dir, b, mode=mode, epochs=2))
+    crash_after_checkpoint(trainer)
+    with pytest.raises(KeyboardInterrupt):  # killed after the first checkpoint
+        train(_cfg(data_dir, b, mode=mode, epochs=2))
     assert load_checkpoint(b / "supernet.pt")["epoch"] == 0 and not (b / "result.json").exists()
     train(_cfg(data_dir, b, mode=mode, epochs=2), resume=True)
     _assert_runs_equal(a, b)
