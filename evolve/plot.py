@@ -90,7 +90,10 @@ def plot_front_2d(
     dashed black step line."""
     fig, ax = _new_axes(ax)
     table = front.table
-    ax.scatter(table[x], table[y], s=8, color=GREY, label=f"evaluated ({len(table)})", zorder=1)
+    drawn = table.dropna(subset=[x, y])
+    missing = len(table) - len(drawn)  # archs a table has no value for: infeasible, not drawn
+    ax.scatter(drawn[x], drawn[y], s=8, color=GREY, zorder=1,
+               label=f"evaluated ({len(drawn)}" + (f"; {missing} without values)" if missing else ")"))
     if exact is not None:
         ex = _front_2d(exact, x, y)
         _step(ax, ex, x, y, color="black", ls="--", lw=1.2, label=f"exact front ({len(ex)})", zorder=2)

@@ -227,6 +227,20 @@ def test_every_plot_writes_a_png(tmp_path, close_figures):
     assert plot.axis_label("proxy_err_pct") == "proxy err [%]"
 
 
+def test_legend_counts_only_the_archs_it_draws(close_figures):
+    import numpy as np
+
+    from evolve import plot
+
+    f = _front()
+    f.table.loc[f.table.index[:3], "fpga_latency_ms"] = np.nan  # a device table without these archs
+    missing = int(f.table[["fpga_latency_ms", "proxy_err_pct"]].isna().any(axis=1).sum())
+    assert missing >= 3
+    fig = plot.plot_front_2d(f, "fpga_latency_ms", "proxy_err_pct")
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert f"evaluated ({len(f.table) - missing}; {missing} without values)" in labels
+
+
 def test_front_modules_do_not_import_torch():
     import subprocess
     import sys
