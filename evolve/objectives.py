@@ -92,6 +92,11 @@ class ObjectiveContext:
         if space is None:
             space = space_from_config(run_config) if run_config else "nb201"
         self.space = get_space(space) if isinstance(space, str) else space
+        if run_config and (run_config["space"], run_config.get("space_options") or {}) != (self.space.name,
+                                                                                          self.space.options):
+            raise ValueError(f"supernet '{supernet}' was trained on space '{run_config['space']}' with options "
+                             f"{run_config.get('space_options') or {}}; this asks '{self.space.name}' with options "
+                             f"{self.space.options}")
         self.dataset = _dataset_of(run_config, dataset)
         self.supernet_path = supernet
         self._truth_src, self._hw_src = truth, hwnasbench

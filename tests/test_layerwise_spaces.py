@@ -187,6 +187,8 @@ def test_nsga2_front_is_non_dominated(trained):
         ctx.space.from_str(arch)
     with pytest.raises(ValueError, match="cover the nb201 space only; for space '" + name):
         get_objective("edgegpu_latency", ctx)
+    with pytest.raises(ValueError, match=f"was trained on space '{name}' with options .*; this asks 'nb201'"):
+        ObjectiveContext(space="nb201", supernet=str(run))
 
 
 def test_nsga2_matches_exhaustive_enumeration_on_a_small_space():
