@@ -15,7 +15,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -246,6 +246,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     return result
 
 
+def trained_run(cfg: TrainConfig, reuse: Sequence[str | Path] = ()) -> Path:
+    """A folder holding a finished supernet: the first of `reuse` with a checkpoint (read as it is), else
+    `cfg.out` after training it as `cfg` says (resuming an unfinished run there). What a notebook or script
+    that wants "the user's supernet, or a small one" calls."""
+    for folder in map(Path, reuse):
+        if (folder / CHECKPOINT).is_file():
+            return folder
+    ckpt = Path(cfg.out) / CHECKPOINT
+    if not ckpt.is_file() or load_checkpoint(ckpt)["epoch"] + 1 < cfg.epochs:
+        train(cfg, resume=ckpt.is_file())
+    return Path(cfg.out)
+
+
 def load_run_config(run: str | Path) -> dict[str, Any]:
     """A run's training config: its `config.json` (cheap), or the checkpoint's copy when only a checkpoint
     file is given or the JSON is missing."""
@@ -273,4 +286,4 @@ def load_supernet(run: str | Path, device: str = "cpu"):
     return space, model.to(device).eval(), cfg
 
 
-__all__ = ["TrainConfig", "train", "load_supernet", "held_out_accuracy", "list_modes"]
+__all__ = ["TrainConfig", "train", "trained_run", "load_supernet", "held_out_accuracy", "list_modes"]
