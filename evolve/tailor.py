@@ -48,11 +48,11 @@ def _check_groups(candidates: Sequence[int], groups: int) -> int:
 def tailor_widths(candidates: Sequence[int], latency_ms: Sequence[float], groups: int) -> dict:
     """Tailored counts for one width decision (see module docstring): returns {"chosen", "uniform",
     "fit": {"k", "a", "b"}, "score"} with `score` aligned to the sorted candidates."""
+    if len(candidates) != len(latency_ms):
+        raise ValueError(f"{len(candidates)} candidates but {len(latency_ms)} latencies")
     order = np.argsort(candidates)
     x = np.asarray(candidates, dtype=float)[order]
     y = np.asarray(latency_ms, dtype=float)[order]
-    if len(x) != len(np.asarray(latency_ms)):
-        raise ValueError(f"{len(candidates)} candidates but {len(latency_ms)} latencies")
     _check_groups(candidates, groups)
     k, a, b = fit_power_law(x, y)
     score = k * x ** a + b - y
@@ -82,7 +82,8 @@ def tailor_space(space, latency: Callable, channels: int = 16, groups: int = 8,
         stages.append({"stage": p["stage"], "width": p["width"], "resolution": p["resolution"],
                        **tailor_widths(p["candidates"], times, groups)})
     bar.close()
-    options = space.tailored_options([s["chosen"] for s in stages], channels)
+    # The space's own options (a custom `stages` layout) stay: the tailored widths only fit that layout.
+    options = {**space.options, **space.tailored_options([s["chosen"] for s in stages], channels)}
     return {"space": space.name, "channels": channels, "groups": groups, "input_shape": list(input_shape),
             "space_options": options, "stages": stages}
 

@@ -254,7 +254,8 @@ def test_tailored_space_uses_the_chosen_widths(tmp_path):
     assert [s["width"] for s in report["stages"]] == [24, 32]
     atomic_write_json(tmp_path / "t.json", report)
     options = load_tailored(tmp_path / "t.json", "mobilenet", 16)
-    tailored = get_space("mobilenet", stages=[[1.5, 1, 1], [2, 2, 2]], **options)
+    assert options["stages"] == [[1.5, 1, 1], [2, 2, 2]]  # the layout it was tailored for travels with it
+    tailored = get_space("mobilenet", **options)
     chosen = report["stages"][1]["chosen"]
     assert all(h % 16 == 0 for h in chosen)
     assert tailored.choices(1) == tuple(f"k{k}h{h}" for k in (3, 5, 7) for h in chosen)  # first of stage 2
