@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from evolve import cli_deploy, cli_hardware, cli_retrain, cli_space
+from evolve.cli_options import add_space_options, space_options_from_args
 
 _USER_ERRORS = (ValueError, FileNotFoundError, KeyError, FloatingPointError, ConnectionError)
 
@@ -52,14 +53,9 @@ def _apply_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argpa
 def _add_train_options(p: argparse.ArgumentParser) -> None:
     from supernet.data import DATASETS
     from supernet.modes import list_modes
-    from supernet.spaces import list_spaces
 
     p.add_argument("--config", help="YAML file whose keys are these options (flags given here win)")
-    p.add_argument("--space", default="nb201", help=f"search space ({', '.join(list_spaces())})")
-    p.add_argument("--space-option", action="append", default=[], metavar="KEY=JSON",
-                   help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1.5,2,1],[2,2,2]]'")
-    p.add_argument("--tailored", default=None, metavar="FILE.json",
-                   help="hardware-tailored width choices from `hwnas space tailor` (their space options)")
+    add_space_options(p, tailored=True)
     p.add_argument("--mode", default="spos", help=f"training mode ({', '.join(list_modes())})")
     p.add_argument("--order", type=int, default=1, help="DARTS order: 1 or 2 (finite-difference Hessian)")
     p.add_argument("--dataset", default="cifar10", help=f"data set ({', '.join(DATASETS)})")
@@ -83,14 +79,9 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
 
 
 def _train_config(args: argparse.Namespace):
-    from evolve.cli_retrain import parse_space_options
     from supernet.trainer import TrainConfig
 
-    options = parse_space_options(args.space_option)
-    if args.tailored:
-        from evolve.tailor import load_tailored
-
-        options = {**load_tailored(args.tailored, args.space, args.channels), **options}
+    options = space_options_from_args(args)
     return TrainConfig(space=args.space, space_options=options, mode=args.mode, order=args.order, dataset=args.dataset, data=args.data,
                        download=args.download,
                        epochs=args.epochs, channels=args.channels, cells=args.cells, max_images=args.max_images,

@@ -10,58 +10,21 @@ import json
 import sys
 from pathlib import Path
 
+from evolve.cli_options import (
+    add_net_options,
+    add_timing_options,
+    input_shape_from_args,
+    net_from_args,
+    space_from_args,
+)
 from hardware.measure import TARGETS
-
-DATASET_CLASSES = {"cifar10": 10, "cifar100": 100, "ImageNet16-120": 120}
-
-
-def _add_net_options(p: argparse.ArgumentParser) -> None:
-    from supernet.spaces import list_spaces
-
-    p.add_argument("--space", default="nb201", help=f"search space ({', '.join(list_spaces())})")
-    p.add_argument("--space-option", action="append", default=[], metavar="KEY=JSON",
-                   help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1.5,2,1],[2,2,2]]'")
-    p.add_argument("--channels", type=int, default=16, help="network width C (NB201: 16)")
-    p.add_argument("--cells", type=int, default=5, help="cells per stage N (NB201: 5)")
-    p.add_argument("--dataset", default="cifar10",
-                   help=f"sets classes and input size ({', '.join(DATASET_CLASSES)})")
-
-
-def _add_timing_options(p: argparse.ArgumentParser, repeats: int = 50) -> None:
-    p.add_argument("--target", default="cpu", help=f"where to time ({', '.join(TARGETS)})")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--warmup", type=int, default=10, help="untimed runs first")
-    p.add_argument("--repeats", type=int, default=repeats, help="timed runs")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (cpu and onnxruntime targets)")
-
-
-def _net(args: argparse.Namespace) -> dict:
-    if args.dataset not in DATASET_CLASSES:
-        raise ValueError(f"unknown data set '{args.dataset}'; valid: {', '.join(DATASET_CLASSES)}")
-    for name in ("channels", "cells", "batch_size", "repeats"):
-        if getattr(args, name, 1) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    return {"channels": args.channels, "cells": args.cells, "num_classes": DATASET_CLASSES[args.dataset]}
-
-
-def _space(args: argparse.Namespace):
-    from evolve.cli_retrain import parse_space_options
-    from supernet.spaces import get_space
-
-    return get_space(args.space, **parse_space_options(args.space_option))
-
-
-def _shape(args: argparse.Namespace) -> tuple[int, ...]:
-    from evolve.measured import input_shape
-
-    return input_shape(args.dataset, args.batch_size)
 
 
 # ------------------------------------------------------------------------------------------ measure
 def add_measure_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", required=True, help="arch string, e.g. '|nor_conv_3x3~0|+|...|'")
-    _add_net_options(p)
-    _add_timing_options(p)
+    add_net_options(p)
+    add_timing_options(p)
     p.add_argument("--agent", default=None, metavar="URL",
                    help="time on a remote device running `hwnas agent serve` instead of here")
     p.add_argument("--agent-token-file", default=None,
@@ -73,9 +36,9 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from hardware import counters
     from hardware.measure import describe_target, measure
 
-    space = _space(args)
+    space = space_from_args(args)
     arch = space.from_str(args.arch)
-    net, shape = _net(args), _shape(args)
+    net, shape = net_from_args(args), input_shape_from_args(args)
     model = space.build_subnet(arch, **net)
     if args.agent:
         from hardware.remote import RemoteDevice, read_token
@@ -111,8 +74,8 @@ def add_lut_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["build", "check"],
                    help="build: time every block; check: compare the LUT's sums with measured archs")
     p.add_argument("--lut", default="luts/cpu.json", help="table file (.json or .csv): written by build, read by check")
-    _add_net_options(p)
-    _add_timing_options(p)
+    add_net_options(p)
+    add_timing_options(p)
     p.add_argument("--sample", type=int, default=50, help="check: how many random canonical archs to measure")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="check: CSV of predicted vs measured per arch (+ .png scatter)")
@@ -145,8 +108,8 @@ def lut_check(space, table, net: dict, shape, sample: int, seed: int, target: st
 def cmd_lut(args: argparse.Namespace) -> int:
     from hardware.lut import LatencyTable, build_table
     from hardware.measure import check_target
-    space = _space(args)
-    net, shape = _net(args), _shape(args)
+    space = space_from_args(args)
+    net, shape = net_from_args(args), input_shape_from_args(args)
     check_target(args.target)
     if args.action == "build":
         blocks = space.latency_blocks(shape, **net)

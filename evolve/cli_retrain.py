@@ -3,26 +3,8 @@ FLOPs and measured CPU latency."""
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Sequence
-from typing import Any
 
-
-def parse_space_options(items: Sequence[str] | None) -> dict[str, Any]:
-    """`KEY=JSON` strings (`stages=[[1,1,1]]`, `hidden="narrow"`) as a dict of space options; ValueError
-    naming the bad item."""
-    options: dict[str, Any] = {}
-    for item in items or ():
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key.isidentifier():
-            raise ValueError(f"--space-option '{item}' must look like KEY=JSON, e.g. 'stages=[[1,1,1]]'")
-        try:
-            options[key] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--space-option '{item}': the value is not JSON ({exc.msg}); "
-                             f"e.g. {key}='[[1,1,1]]' or, for a string, {key}='\"text\"'") from None
-    return options
+from evolve.cli_options import add_space_options, space_options_from_args
 
 
 def _max_images(text: str) -> int | None:
@@ -39,13 +21,10 @@ def add_retrain_options(p: argparse.ArgumentParser) -> None:
     """Options of `hwnas retrain`; their defaults are the short CPU recipe (see `supernet.retrain`)."""
     from supernet.data import DATASETS
     from supernet.retrain import RetrainConfig
-    from supernet.spaces import list_spaces
 
     d = RetrainConfig(arch="")
     p.add_argument("--config", help="YAML file whose keys are these options (flags given here win)")
-    p.add_argument("--space", default=d.space, help=f"search space ({', '.join(list_spaces())})")
-    p.add_argument("--space-option", action="append", default=[], metavar="KEY=JSON",
-                   help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1,1,1]]'")
+    add_space_options(p, default=d.space, tailored=True)
     p.add_argument("--arch", default=None, help="arch string of the subnet (required), e.g. one from a front's "
                    "arch_str column")
     p.add_argument("--dataset", default=d.dataset, help=f"data set ({', '.join(DATASETS)})")
@@ -71,7 +50,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     """Run `hwnas retrain` and print one summary line."""
     from supernet.retrain import RetrainConfig, retrain
 
-    cfg = RetrainConfig(space=args.space, space_options=parse_space_options(args.space_option), arch=args.arch,
+    cfg = RetrainConfig(space=args.space, space_options=space_options_from_args(args), arch=args.arch,
                         dataset=args.dataset, epochs=args.epochs, channels=args.channels, cells=args.cells,
                         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                         max_images=args.max_images, seed=args.seed, out=args.out, data=args.data,

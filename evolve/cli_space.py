@@ -5,14 +5,20 @@ import argparse
 import json
 from pathlib import Path
 
-from evolve.cli_hardware import _add_net_options, _add_timing_options, _net, _shape, _space
+from evolve.cli_options import (
+    add_net_options,
+    add_timing_options,
+    input_shape_from_args,
+    net_from_args,
+    space_from_args,
+)
 
 
 def add_space_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=["show", "tailor"],
                    help="show: the layers and choices of a space; tailor: pick hardware-tailored widths (HTAS)")
-    _add_net_options(p)
-    _add_timing_options(p, repeats=20)
+    add_net_options(p)
+    add_timing_options(p, repeats=20)
     p.add_argument("--groups", type=int, default=8, help="tailor: width choices to keep per stage")
     p.add_argument("--min-expansion", type=float, default=2.0, help="tailor: smallest expanded width / width")
     p.add_argument("--max-expansion", type=float, default=8.0, help="tailor: largest expanded width / width")
@@ -40,7 +46,7 @@ def cmd_space(args: argparse.Namespace) -> int:
     from hardware.measure import check_target, describe_target, measure
     from supernet.atomic import atomic_write_json
 
-    space, net = _space(args), _net(args)
+    space, net = space_from_args(args), net_from_args(args)
     if args.action == "show":
         _show(space, net)
         return 0
@@ -51,7 +57,7 @@ def cmd_space(args: argparse.Namespace) -> int:
     def latency(module, shape):
         return measure(module, args.target, shape, warmup=args.warmup, repeats=args.repeats,
                        threads=args.threads).median_ms
-    report = tailor_space(space, latency, net["channels"], args.groups, _shape(args), progress=not args.quiet,
+    report = tailor_space(space, latency, net["channels"], args.groups, input_shape_from_args(args), progress=not args.quiet,
                           min_expansion=args.min_expansion, max_expansion=args.max_expansion, step=args.step)
     report["target"] = args.target
     report["device"] = describe_target(args.target, args.threads)

@@ -111,19 +111,40 @@ def plot_front_2d(
     return _finish(fig, path)
 
 
-def plot_front_3d(front: "Front", x: str, y: str, z: str, ax=None, path: str | Path | None = None):
-    """3-D scatter: evaluated archs in light grey, the Pareto-optimal ones in colour. `ax`, if given, must be
-    a 3-D axes (`projection="3d"`)."""
+def plot_front_3d(front: "Front", x: str, y: str, z: str, ax=None, path: str | Path | None = None,
+                  color_by: str | None = None, title: str | None = None):
+    """3-D scatter of every evaluated arch with a value in x, y and z. By default the rest are light grey and
+    the Pareto-optimal ones blue. With `color_by` (a numeric column, e.g. "generation": the generation that
+    first evaluated the arch) every arch is coloured by that column (viridis, with a colorbar) and the
+    Pareto-optimal ones are drawn larger with black edges. `ax`, if given, must be a 3-D axes
+    (`projection="3d"`)."""
     fig, ax = _new_axes(ax, projection="3d")
-    table = front.table
+    table = front.table.dropna(subset=[x, y, z])
     rest = table[~table["is_pareto"]]
     found = table[table["is_pareto"]]
-    ax.scatter(rest[x], rest[y], rest[z], s=6, color=GREY, alpha=0.5, label=f"evaluated ({len(table)})")
-    ax.scatter(found[x], found[y], found[z], s=24, color=FOUND_COLOR, edgecolor="black", linewidth=0.4,
-               depthshade=False, label=f"found front ({len(found)})")
+    if color_by is None:
+        ax.scatter(rest[x], rest[y], rest[z], s=6, color=GREY, alpha=0.5, label=f"evaluated ({len(table)})")
+        ax.scatter(found[x], found[y], found[z], s=24, color=FOUND_COLOR, edgecolor="black", linewidth=0.4,
+                   depthshade=False, label=f"found front ({len(found)})")
+    else:
+        import matplotlib as mpl
+
+        if color_by not in table:
+            raise ValueError(f"unknown column '{color_by}' to colour by; valid: {', '.join(map(str, table.columns))}")
+        values = table[color_by].astype(float)
+        norm = mpl.colors.Normalize(vmin=values.min(), vmax=max(values.max(), values.min() + 1))
+        cmap = mpl.colormaps["viridis"]
+        ax.scatter(rest[x], rest[y], rest[z], s=12, c=cmap(norm(rest[color_by].astype(float))), depthshade=False,
+                   label=f"evaluated ({len(table)})")
+        ax.scatter(found[x], found[y], found[z], s=40, c=cmap(norm(found[color_by].astype(float))),
+                   edgecolors="black", linewidths=0.8, depthshade=False, label=f"found front ({len(found)})")
+        fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=color_by.replace("_", " "),
+                     shrink=0.7, pad=0.12)
     ax.set_xlabel(axis_label(x))
     ax.set_ylabel(axis_label(y))
     ax.set_zlabel(axis_label(z))
+    if title is not None:
+        ax.set_title(title)
     ax.legend(fontsize="small")
     return _finish(fig, path)
 

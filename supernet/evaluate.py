@@ -10,6 +10,7 @@ device's search reuse one evaluation.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import time
 from contextlib import nullcontext
@@ -72,6 +73,16 @@ class ResultCache:
         self._db.close()
 
 
+def default_cache_path(checkpoint: str | Path) -> Path:
+    """Where proxy scores of `checkpoint` are cached by default: `proxy_cache.sqlite` beside it, or, when that
+    folder is not writable (a shared or read-only run), `$XDG_CACHE_HOME/hwnas/proxy_cache.sqlite` (default
+    `~/.cache`). Entries are keyed by the checkpoint's hash, so one cache file safely serves many supernets."""
+    folder = Path(checkpoint).parent
+    if os.access(folder, os.W_OK):
+        return folder / "proxy_cache.sqlite"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwnas" / "proxy_cache.sqlite"
+
+
 @dataclass
 class ProxySettings:
     """How a subnet is scored; part of the cache key."""
@@ -104,7 +115,7 @@ class ProxyEvaluator:
         self.space, self.supernet, self.config = load_supernet(ckpt_file, device=device)
         self.checkpoint = str(ckpt_file)
         self.ckpt_hash = file_sha256(ckpt_file)
-        self.cache = ResultCache(cache or ckpt_file.parent / "proxy_cache.sqlite")
+        self.cache = ResultCache(cache or default_cache_path(ckpt_file))
         self.device, self.progress = device, progress
         self.hits = self.misses = 0
         self.seconds = 0.0

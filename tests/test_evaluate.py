@@ -66,3 +66,17 @@ def test_bn_modes_are_part_of_the_cache_key_and_change_the_score(run, data_dir):
 def test_unknown_bn_mode_is_a_one_line_error(run):
     with pytest.raises(ValueError, match="unknown BN mode 'magic'; valid: recalibrate, batch, inherit"):
         ProxyEvaluator(run, ProxySettings(bn_mode="magic"))
+
+
+def test_cache_goes_beside_the_checkpoint_or_to_the_user_cache_when_the_run_is_read_only(tmp_path, monkeypatch):
+    import os
+
+    from supernet import evaluate
+
+    ckpt = tmp_path / "run" / "supernet.pt"
+    ckpt.parent.mkdir()
+    assert evaluate.default_cache_path(ckpt) == tmp_path / "run" / "proxy_cache.sqlite"
+    # root may write anywhere, so a read-only folder is simulated rather than made with chmod
+    monkeypatch.setattr(evaluate.os, "access", lambda path, mode: False if mode == os.W_OK else True)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert evaluate.default_cache_path(ckpt) == tmp_path / "xdg" / "hwnas" / "proxy_cache.sqlite"

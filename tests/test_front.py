@@ -209,6 +209,8 @@ def test_every_plot_writes_a_png(tmp_path, close_figures):
     calls = {
         "f2d.png": lambda p: plot.plot_front_2d(f, "fpga_latency_ms", "proxy_err_pct", exact=exact, path=p),
         "f3d.png": lambda p: plot.plot_front_3d(f, "fpga_latency_ms", "params_m", "proxy_err_pct", path=p),
+        "f3d_gen.png": lambda p: plot.plot_front_3d(f, "fpga_latency_ms", "params_m", "proxy_err_pct", path=p,
+                                                    color_by="generation"),
         "gens.png": lambda p: plot.plot_generations(f, "fpga_latency_ms", "proxy_err_pct", every=2, path=p),
         "pvt.png": lambda p: plot.plot_proxy_vs_true(
             g, "proxy_err_pct", "true_err_pct", "fpga_latency_ms", path=p
@@ -225,6 +227,8 @@ def test_every_plot_writes_a_png(tmp_path, close_figures):
     _png_ok(plot.save_figure(fig, tmp_path / "sub" / "saved.png"))
     assert plot.axis_label("fpga_latency_ms") == "fpga latency [ms]"
     assert plot.axis_label("proxy_err_pct") == "proxy err [%]"
+    with pytest.raises(ValueError, match="unknown column 'gen'.*generation"):
+        plot.plot_front_3d(f, "fpga_latency_ms", "params_m", "proxy_err_pct", color_by="gen")
 
 
 def test_legend_counts_only_the_archs_it_draws(close_figures):

@@ -270,6 +270,30 @@ def test_tailored_space_uses_the_chosen_widths(tmp_path):
         tailored.build_supernet(channels=8)
 
 
+
+def test_commands_take_a_tailoring_report(tmp_path, capsys):
+    from evolve.cli import main
+    from evolve.tailor import tailor_space
+    from supernet.atomic import atomic_write_json
+
+    space = get_space("mobilenet", stages=[[1.5, 1, 1], [2, 2, 2]])
+    report = tailor_space(space, lambda module, shape: float(sum(p.numel() for p in module.parameters())),
+                          channels=16, groups=2, progress=False)
+    atomic_write_json(tmp_path / "t.json", report)
+    chosen = report["stages"][1]["chosen"]
+    assert main(["space", "show", "--space", "mobilenet", "--tailored", str(tmp_path / "t.json")]) == 0
+    shown = capsys.readouterr().out
+    assert f"k7h{chosen[-1]}" in shown and "    2     2    32    32      1" in shown
+    arch = f"k3h{report['stages'][0]['chosen'][0]}-k5h{chosen[0]}-skip"
+    assert main(["measure", "--space", "mobilenet", "--tailored", str(tmp_path / "t.json"), "--arch", arch,
+                 "--warmup", "0", "--repeats", "2"]) == 0
+    assert "ms" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["measure", "--space", "mobilenet", "--tailored", str(tmp_path / "t.json"), "--arch", arch,
+              "--channels", "8"])
+    assert exit_.value.code == 2 and "tailored for C=16, not C=8" in capsys.readouterr().err
+
+
 def test_remote_request_carries_space_options():
     from supernet.spaces.describe import build_described, describe_request
 

@@ -13,7 +13,7 @@ import torch
 
 import supernet.retrain as retrain_module
 from evolve.cli import main
-from evolve.cli_retrain import parse_space_options
+from evolve.cli_options import parse_space_options
 from supernet.checkpoint import load_checkpoint
 from supernet.retrain import RetrainConfig, load_retrained, retrain
 
