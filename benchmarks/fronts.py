@@ -159,8 +159,9 @@ def main(argv=None) -> int:
     p.add_argument("--generations", type=int, default=20)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--stats-samples", type=int, default=1000, help="random archs for WSEA/CEA statistics")
-    p.add_argument("--eval-images", type=int, default=500)
-    p.add_argument("--calib-batches", type=int, default=2)
+    p.add_argument("--eval-images", type=int, default=5000,
+                   help="held-out images per proxy evaluation (fewer is faster but noisier; see benchmarks.ranking)")
+    p.add_argument("--calib-batches", type=int, default=4, help="BN recalibration batches (4: the ranking's own)")
     p.add_argument("--data", default=None)
     p.add_argument("--out", default="benchmarks/results/fronts.md")
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -11,7 +11,11 @@ held against their NAS-Bench-201 200-epoch test accuracy on the supernet's data 
 - the same for the zero-cost baselines FLOPs and params (bigger = better); FLOPs alone reaches tau ~0.58 on
   CIFAR-10, so a supernet must beat it to be worth training.
 
-    python -m benchmarks.ranking --supernet runs/A [runs/B ...] [--sample 1000] [--bn-mode recalibrate batch]
+    python -m benchmarks.ranking --supernet runs/A [runs/B ...] [--sample 1000] [--proxy recalibrate:5000 ...]
+
+`--proxy BN:IMAGES` names one way of scoring (BN mode, held-out images per arch); each is run on every
+supernet. The held-out count matters: accuracy on n images has a binomial standard error of about
+sqrt(p(1-p)/n) (1.4 points at n=1,000, p=0.7), as large as the spread of the proxy over good cells.
 
 writes benchmarks/results/ranking.md (with the exact command), ranking.csv (every arch's proxies, FLOPs,
 params and true accuracy) and ranking.png (proxy-vs-true scatter per supernet and BN mode).
@@ -107,15 +111,17 @@ def run(args: argparse.Namespace) -> str:
     frame["params_m"] = [counters.params_m(n) for n in nets]
     rows, runs_info = [], []
     for run_dir, cfg in zip(runs, cfgs):
-        for bn in args.bn_mode:
-            settings = ProxySettings(bn_mode=bn, eval_images=args.eval_images, calib_batches=args.calib_batches)
+        for bn, images in args.proxy:
+            settings = ProxySettings(bn_mode=bn, eval_images=images, calib_batches=args.calib_batches)
             ev = ProxyEvaluator(run_dir, settings, data=args.data, progress=True)
             t0 = time.perf_counter()
-            col = f"proxy_{run_dir.name}_{bn}"
+            col = f"proxy_{run_dir.name}_{bn}_{images}"
             frame[col] = ev.accuracy(archs)
-            runs_info.append((run_dir, bn, time.perf_counter() - t0, ev.misses, ev.hits))
+            runs_info.append((f"{run_dir.name} BN {bn}, {images} images", time.perf_counter() - t0, ev.misses,
+                              ev.hits))
             rows.append({"supernet": run_dir.name, "mode": cfg["mode"] + ("2" if cfg.get("order") == 2 else ""),
-                         "score": f"proxy, BN {bn}", **ranking_metrics(frame[col], frame.true_acc)})
+                         "score": f"proxy, BN {bn}, {images} images",
+                         **ranking_metrics(frame[col], frame.true_acc)})
     for col, label in (("flops_m", "FLOPs (C=16, N=5)"), ("params_m", "params (C=16, N=5)")):
         rows.append({"supernet": "-", "mode": "baseline", "score": label, **ranking_metrics(frame[col], frame.true_acc)})
     table = pd.DataFrame(rows)
@@ -162,9 +168,9 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n) -> str:
         f"- command: `{command('benchmarks.ranking', args.argv)}`",
         "- recipes (how the supernets were trained, CPU and GPU): `benchmarks/recipes/README.md`",
         f"- archs: {n} canonical cells (uniform over the isomorphism classes, seed {args.seed}); true = "
-        f"NB201 200-epoch test accuracy; proxy = held-out accuracy on {args.eval_images} images with inherited "
-        f"weights; BN `recalibrate` = statistics re-estimated on {args.calib_batches} training batches, "
-        f"`batch` = each evaluation batch's own statistics",
+        "NB201 200-epoch test accuracy; proxy = accuracy on the first K held-out images (the score column says "
+        f"K) with inherited weights; BN `recalibrate` = statistics re-estimated on {args.calib_batches} training "
+        "batches, `batch` = each evaluation batch's own statistics",
         "- metrics: Kendall tau-b and Spearman rho over all archs; tau inside the true top 10%; precision at "
         "top 5%; the true accuracy of the score's top-1 and the best among its top-10 / top-100 "
         "(`oracle_best_true` = the best in the sample). Scatter plots: "
@@ -177,9 +183,20 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n) -> str:
         wall = _wall_minutes(run_dir)
         lines.append(f"| `{run_dir}` | {_describe(cfg)} | " + (f"{wall:.1f} min |" if wall is not None else "- |"))
     lines += ["", markdown_table(table), "",
-              "Proxy evaluation time: " + "; ".join(f"{r.name} BN {bn}: {s / 60:.1f} min ({m} evaluated, {h} cached)"
-                                                   for r, bn, s, m, h in runs_info), ""]
+              "Proxy evaluation time: " + "; ".join(f"{name}: {s / 60:.1f} min ({m} evaluated, {h} cached)"
+                                                   for name, s, m, h in runs_info), ""]
     return "\n".join(lines)
+
+
+def _proxy_setting(text: str) -> tuple[str, int]:
+    """`recalibrate:5000` -> ("recalibrate", 5000), checked."""
+    from supernet.bn import BN_MODES
+
+    bn, _, images = text.partition(":")
+    if bn not in BN_MODES or not images.isdigit() or int(images) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not BN:IMAGES with BN one of {', '.join(BN_MODES)} and "
+                                         "IMAGES a positive count, e.g. recalibrate:5000")
+    return bn, int(images)
 
 
 def main(argv=None) -> int:
@@ -187,8 +204,9 @@ def main(argv=None) -> int:
     p.add_argument("--supernet", nargs="+", required=True, help="run folder(s) (runs/NAME), e.g. one per mode")
     p.add_argument("--sample", default="1000", help="canonical archs to score, or 'all' (6,466)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bn-mode", nargs="+", default=["recalibrate", "batch"])
-    p.add_argument("--eval-images", type=int, default=1000)
+    p.add_argument("--proxy", nargs="+", type=_proxy_setting, default=[("recalibrate", 5000), ("batch", 5000)],
+                   metavar="BN:IMAGES", help="ways of scoring, each a BN mode and held-out images per arch "
+                   "(default: recalibrate:5000 batch:5000)")
     p.add_argument("--calib-batches", type=int, default=4)
     p.add_argument("--truth", default=None, help="NB201 table or NATS file (default: $HWNAS_DATA)")
     p.add_argument("--data", default=None)

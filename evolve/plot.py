@@ -140,12 +140,16 @@ def plot_front_3d(front: "Front", x: str, y: str, z: str, ax=None, path: str | P
                    edgecolors="black", linewidths=0.8, depthshade=False, label=f"found front ({len(found)})")
         fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=color_by.replace("_", " "),
                      shrink=0.7, pad=0.12)
+        legend = ax.legend(fontsize="small")
+        for handle in legend.legend_handles:  # the colour is the colorbar's business; the legend tells marker kinds
+            handle.set_facecolor(GREY)
     ax.set_xlabel(axis_label(x))
     ax.set_ylabel(axis_label(y))
     ax.set_zlabel(axis_label(z))
     if title is not None:
         ax.set_title(title)
-    ax.legend(fontsize="small")
+    if color_by is None:
+        ax.legend(fontsize="small")
     return _finish(fig, path)
 
 

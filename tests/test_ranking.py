@@ -57,16 +57,25 @@ def test_ranking_benchmark_end_to_end(tiny_run, tmp_path):
 
     run = tiny_run
     out = tmp_path / "ranking.md"
-    args = ["--supernet", str(run), "--sample", "30", "--eval-images", "32", "--calib-batches", "1",
-            "--out", str(out)]
+    args = ["--supernet", str(run), "--sample", "30", "--proxy", "recalibrate:32", "batch:32", "--calib-batches",
+            "1", "--out", str(out)]
     assert ranking_main(args) == 0
     text = out.read_text()
     assert f"command: `python -m benchmarks.ranking {' '.join(args)}`" in text
-    for score in ("proxy, BN recalibrate", "proxy, BN batch", "FLOPs (C=16, N=5)", "params (C=16, N=5)"):
+    for score in ("proxy, BN recalibrate, 32 images", "proxy, BN batch, 32 images", "FLOPs (C=16, N=5)",
+                  "params (C=16, N=5)"):
         assert f"| {score} |" in text
     import pandas as pd
 
     frame = pd.read_csv(out.with_suffix(".csv"))
     assert len(frame) == 30 and frame.true_acc.between(0, 100).all()
-    assert {"proxy_spos_recalibrate", "proxy_spos_batch", "flops_m"} <= set(frame.columns)
+    assert {"proxy_spos_recalibrate_32", "proxy_spos_batch_32", "flops_m"} <= set(frame.columns)
     assert out.with_suffix(".png").stat().st_size > 0
+
+
+def test_ranking_refuses_a_bad_proxy_setting(capsys):
+    from benchmarks.ranking import main as ranking_main
+
+    with pytest.raises(SystemExit):
+        ranking_main(["--supernet", "runs/x", "--proxy", "recalibrate:many"])
+    assert "'recalibrate:many' is not BN:IMAGES with BN one of recalibrate, batch, inherit" in capsys.readouterr().err
