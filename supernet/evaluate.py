@@ -62,6 +62,17 @@ class ResultCache:
                 out[arch] = value
         return out
 
+    def seconds(self, source: str, setting: str, archs: Sequence[str]) -> float:
+        """Total seconds the stored values of `archs` took to compute (what they would cost again)."""
+        total = 0.0
+        for i in range(0, len(archs), 500):
+            part = list(archs[i:i + 500])
+            q = ",".join("?" * len(part))
+            row = self._db.execute(f"SELECT SUM(seconds) FROM results WHERE source=? AND setting=? AND arch IN ({q})",
+                                   [source, setting, *part]).fetchone()
+            total += row[0] or 0.0
+        return total
+
     def put(self, source: str, setting: str, arch: str, value: float, seconds: float) -> None:
         """Store one value and the seconds it took to compute."""
         self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)", (source, setting, arch, value, seconds))
@@ -91,7 +102,8 @@ class ProxySettings:
     calib_batches: int = 4      # training batches for BN recalibration
     calib_batch_size: int = 64
     # held-out images scored per arch: at 1,000 the binomial error (~1.4 points) is as large as the proxy's
-    # spread over good NB201 cells and halves Kendall tau (benchmarks/results/ranking.md)
+    # spread over good NB201 cells, so rankings among them are mostly noise; with 5,000 the CPU SPOS
+    # supernet's Kendall tau rose from 0.21 to 0.39 (benchmarks/results/ranking.md)
     eval_images: int = 5000
     batch_size: int = 250
     seed: int = 0
@@ -180,6 +192,12 @@ class ProxyEvaluator:
             self.misses += 1
             self.seconds += dt
         return np.array([known[k] for k in keys], dtype=float)
+
+    def compute_seconds(self, archs: Iterable[Arch]) -> float:
+        """Seconds the cached scores of these archs (each canonical class once) took to compute, whenever that
+        was: their cost, even when this evaluator answered them all from the cache."""
+        keys = sorted({self.space.to_str(self.space.canonical(a)) for a in archs})
+        return self.cache.seconds(self.ckpt_hash, self.settings.key(), keys)
 
     def error(self, archs: Iterable[Arch]) -> np.ndarray:
         """Proxy top-1 error (%) = 100 - accuracy."""

@@ -80,3 +80,15 @@ def test_cache_goes_beside_the_checkpoint_or_to_the_user_cache_when_the_run_is_r
     monkeypatch.setattr(evaluate.os, "access", lambda path, mode: False if mode == os.W_OK else True)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert evaluate.default_cache_path(ckpt) == tmp_path / "xdg" / "hwnas" / "proxy_cache.sqlite"
+
+
+def test_cached_scores_keep_what_they_cost(run, data_dir):
+    space_archs = ["|nor_conv_3x3~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|",
+                   "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|none~1|nor_conv_3x3~2|"]
+    first = ProxyEvaluator(run, ProxySettings(**SMALL), data=str(data_dir), progress=False, cache=run / "cost.sqlite")
+    archs = [first.space.from_str(a) for a in space_archs]
+    first.accuracy(archs)
+    again = ProxyEvaluator(run, ProxySettings(**SMALL), data=str(data_dir), progress=False, cache=run / "cost.sqlite")
+    again.accuracy(archs + archs)
+    assert again.misses == 0 and again.seconds == 0
+    assert again.compute_seconds(archs + archs) == pytest.approx(first.seconds) and first.seconds > 0
