@@ -144,8 +144,8 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bn-mode", default="recalibrate", help="proxy BN statistics: recalibrate, batch or inherit")
     p.add_argument("--eval-images", type=int, default=5000,
-                   help="held-out images scored per subnet (fewer is faster but noisier: at 1,000 the proxy's "
-                        "ranking is about half as good; benchmarks/results/ranking.md)")
+                   help="held-out images scored per subnet (fewer is faster but noisier: at 1,000 an accuracy's "
+                        "error is as large as the proxy's spread over good cells; benchmarks/results/ranking.md)")
     p.add_argument("--calib-batches", type=int, default=4, help="training batches for BN recalibration")
     p.add_argument("--out", default="fronts", help="folder for <device>.csv/.parquet/.json/.png")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
