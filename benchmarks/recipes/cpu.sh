@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The CPU recipe end to end (about 1.5 h on 2 idle cores): train SPOS, GDAS and DARTS supernets (C=8, N=1,
-# the 25k-image CIFAR-10 search split; epochs per mode in benchmarks/recipes/cpu_<mode>.yaml), rank 1,000
-# canonical cells with each against NAS-Bench-201 (BN recalibrated and batch statistics), and search proxy
+# The CPU recipe end to end (about 3.5 h on 2 idle cores: 1.2 h training, 1.6 h ranking, 0.7 h fronts): train
+# SPOS, GDAS and DARTS supernets (C=8, N=1, the 25k-image CIFAR-10 search split; epochs per mode in
+# benchmarks/recipes/cpu_<mode>.yaml), rank 1,000 canonical cells with each against NAS-Bench-201 (BN
+# recalibrated and batch statistics on 1,000 held-out images, BN recalibrated on 5,000), and search proxy
 # fronts per HW-NAS-Bench device with each. Writes benchmarks/results/ranking.md/.csv/.png and fronts.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
