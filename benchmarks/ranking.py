@@ -18,7 +18,7 @@ supernet. The held-out count matters: accuracy on n images has a binomial standa
 sqrt(p(1-p)/n) (1.4 points at n=1,000, p=0.7), as large as the spread of the proxy over good cells.
 
 writes benchmarks/results/ranking.md (with the exact command), ranking.csv (every arch's proxies, FLOPs,
-params and true accuracy) and ranking.png (proxy-vs-true scatter per supernet and BN mode).
+params and true accuracy) and ranking.png (proxy-vs-true scatter per supernet and scoring).
 """
 from __future__ import annotations
 
