@@ -9,9 +9,12 @@ held against their NAS-Bench-201 200-epoch test accuracy on the supernet's data 
 - precision at top 5%: the share of the proxy's top 5% that is in the true top 5%;
 - the true accuracy of the proxy's top-1, and the best true accuracy among its top-10 and top-100;
 - the same for the zero-cost baselines FLOPs and params (bigger = better); FLOPs alone reaches tau ~0.58 on
-  CIFAR-10, so a supernet must beat it to be worth training.
+  CIFAR-10, so a supernet must beat it to be worth training;
+- the same for any `--reference NAME=FILE` (per-arch scores from elsewhere, e.g. the one-shot and few-shot
+  supernet estimates published with the few-shot NAS code; formats in `benchmarks.reference_scores`).
 
     python -m benchmarks.ranking --supernet runs/A [runs/B ...] [--sample 1000] [--proxy recalibrate:5000 ...]
+        [--reference NAME=FILE ...]
 
 `--proxy BN:IMAGES` names one way of scoring (BN mode, held-out images per arch); each is run on every
 supernet. The held-out count matters: accuracy on n images has a binomial standard error of about
@@ -93,7 +96,12 @@ def run(args: argparse.Namespace) -> str:
     from supernet.evaluate import ProxyEvaluator, ProxySettings
     from supernet.spaces import get_space
 
+    refs = _read_references(args.reference)
     runs = [Path(r) for r in args.supernet]
+    missing = [str(r) for r in runs if not (r / "config.json").is_file()]
+    if missing:
+        raise SystemExit(f"benchmarks.ranking: {', '.join(missing)} is not a trained run folder (no config.json); "
+                         "give folders that hwnas train wrote, e.g. runs/quickstart")
     cfgs = [json.loads((r / "config.json").read_text()) for r in runs]
     datasets = {c["dataset"] for c in cfgs}
     if len(datasets) != 1:
@@ -108,6 +116,7 @@ def run(args: argparse.Namespace) -> str:
     nets = [space.build_subnet(a, num_classes=num_classes, channels=16, cells=5) for a in archs]
     frame["flops_m"] = [counters.flops_m(n) for n in nets]
     frame["params_m"] = [counters.params_m(n) for n in nets]
+    references = _reference_scores(refs, strs)
     rows, runs_info = [], []
     for run_dir, cfg in zip(runs, cfgs):
         for bn, images in args.proxy:
@@ -120,6 +129,10 @@ def run(args: argparse.Namespace) -> str:
             rows.append({"supernet": run_dir.name, "mode": cfg["mode"] + ("2" if cfg.get("order") == 2 else ""),
                          "score": f"proxy, BN {bn}, {images} images",
                          **ranking_metrics(frame[col], frame.true_acc)})
+    for name, (path, scores) in references.items():
+        frame[f"reference_{name}"] = scores
+        rows.append({"supernet": name, "mode": "reference", "score": f"scores in {Path(path).name}",
+                     **ranking_metrics(scores, frame.true_acc)})
     for col, label in (("flops_m", "FLOPs (C=16, N=5)"), ("params_m", "params (C=16, N=5)")):
         rows.append({"supernet": "-", "mode": "baseline", "score": label, **ranking_metrics(frame[col], frame.true_acc)})
     table = pd.DataFrame(rows)
@@ -127,7 +140,7 @@ def run(args: argparse.Namespace) -> str:
     from supernet.atomic import atomic_write_text
 
     atomic_write_text(out.with_suffix(".csv"), frame.to_csv(index=False))
-    _scatter(frame, [c for c in frame.columns if c.startswith("proxy_")] + ["flops_m"], dataset,
+    _scatter(frame, [c for c in frame.columns if c.startswith(("proxy_", "reference_"))] + ["flops_m"], dataset,
              out.with_suffix(".png"))
     text = _report(args, dataset, runs, cfgs, table, runs_info, len(archs))
     atomic_write_text(out, text)
@@ -149,7 +162,9 @@ def _scatter(frame: pd.DataFrame, cols: list[str], dataset: str, path: Path) -> 
         m = ranking_metrics(frame[col], frame.true_acc)
         ax.scatter(frame[col], frame.true_acc, s=5, alpha=0.4)
         name = col.removeprefix("proxy_")
-        ax.set(xlabel="FLOPs (M)" if col == "flops_m" else "proxy accuracy (%)",
+        xlabel = {"flops_m": "FLOPs (M)"}.get(col, "reference score" if col.startswith("reference_")
+                                               else "proxy accuracy (%)")
+        ax.set(xlabel=xlabel,
                ylabel=f"NB201 test acc, {dataset} (%)",
                title=f"{name}\ntau {m['kendall_tau']:.3f}, rho {m['spearman_rho']:.3f}")
     for ax in list(axes.flat)[len(cols):]:
@@ -180,11 +195,47 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n) -> str:
     for run_dir, cfg in zip(runs, cfgs):
         wall = _wall_minutes(run_dir)
         lines.append(f"| `{run_dir}` | {_describe(cfg)} | " + (f"{wall:.1f} min |" if wall is not None else "- |"))
+    for name, path in args.reference:
+        lines.append(f"| reference `{name}` | per-arch scores read from `{path}` (not trained here) | - |")
     lines += ["", markdown_table(table), "",
               "Proxy evaluation time (the per-arch seconds stored in the proxy cache, so cached scores count at "
               "what they cost when computed): " + "; ".join(f"{name}: {s / 60:.1f} min ({m} evaluated now, {h} "
                                                           "from the cache)" for name, s, m, h in runs_info), ""]
     return "\n".join(lines)
+
+
+def _reference(text: str) -> tuple[str, str]:
+    """`one-shot=path/to/scores.json` -> ("one-shot", "path/to/scores.json"), checked for form."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path or not name.replace("-", "").replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"'{text}' is not NAME=FILE with NAME letters, digits, - or _, e.g. "
+                                         "one-shot=one-shot-supernet.json")
+    return name, path
+
+
+def _read_references(refs: list[tuple[str, str]]) -> dict[str, tuple[str, dict[str, float]]]:
+    """{name: (path, {arch string: score})}; a missing or malformed file exits with a one-line error."""
+    from .reference_scores import load_reference_scores
+
+    out = {}
+    for name, path in refs:
+        if name in out:
+            raise SystemExit(f"benchmarks.ranking: --reference name '{name}' given twice; give each file its own")
+        try:
+            out[name] = (path, load_reference_scores(path))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"benchmarks.ranking: --reference {name}: {exc}") from None
+    return out
+
+
+def _reference_scores(refs: dict, arch_strs: list[str]) -> dict[str, tuple[str, list[float]]]:
+    """{name: (path, score of each sampled arch)}; a reference that misses one exits with a one-line error."""
+    from .reference_scores import scores_for
+
+    try:
+        return {name: (path, scores_for(table, arch_strs, name)) for name, (path, table) in refs.items()}
+    except ValueError as exc:
+        raise SystemExit(f"benchmarks.ranking: {exc}") from None
 
 
 def _proxy_setting(text: str) -> tuple[str, int]:
@@ -207,6 +258,9 @@ def main(argv=None) -> int:
                    metavar="BN:IMAGES", help="ways of scoring, each a BN mode and held-out images per arch "
                    "(default: recalibrate:5000 batch:5000)")
     p.add_argument("--calib-batches", type=int, default=4)
+    p.add_argument("--reference", nargs="+", type=_reference, default=[], metavar="NAME=FILE",
+                   help="per-arch scores from elsewhere to rank beside the supernets (JSON or CSV; see "
+                   "benchmarks/reference_scores.py)")
     p.add_argument("--truth", default=None, help="NB201 table or NATS file (default: $HWNAS_DATA)")
     p.add_argument("--data", default=None)
     p.add_argument("--out", default="benchmarks/results/ranking.md", help="report; .csv and .png beside it")

@@ -1,6 +1,8 @@
 """Ranking metrics on synthetic cases with known answers, and the benchmark end to end on a tiny supernet."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -57,19 +59,29 @@ def test_ranking_benchmark_end_to_end(tiny_run, tmp_path):
 
     run = tiny_run
     out = tmp_path / "ranking.md"
+    # A reference whose scores are the ground truth itself must rank perfectly, whichever format it comes in.
+    from benchmarks.nb201_truth import NB201Truth
+
+    truth = NB201Truth.load().frame
+    exact_csv = tmp_path / "exact.csv"
+    truth.rename(columns={"cifar10": "score"})[["arch_str", "score"]].to_csv(exact_csv, index=False)
+    reversed_json = tmp_path / "reversed.json"
+    reversed_json.write_text(json.dumps({_genotype_key(a): -acc for a, acc in zip(truth.arch_str, truth.cifar10)}))
     args = ["--supernet", str(run), "--sample", "30", "--proxy", "recalibrate:32", "batch:32", "--calib-batches",
-            "1", "--out", str(out)]
+            "1", "--reference", f"exact={exact_csv}", f"reversed={reversed_json}", "--out", str(out)]
     assert ranking_main(args) == 0
     text = out.read_text()
     assert f"command: `python -m benchmarks.ranking {' '.join(args)}`" in text
     for score in ("proxy, BN recalibrate, 32 images", "proxy, BN batch, 32 images", "FLOPs (C=16, N=5)",
-                  "params (C=16, N=5)"):
+                  "params (C=16, N=5)", "scores in exact.csv", "scores in reversed.json"):
         assert f"| {score} |" in text
+    assert "| exact | reference | scores in exact.csv | 30 | 1 | 1 |" in text
+    assert "| reversed | reference | scores in reversed.json | 30 | -1 | -1 |" in text
     import pandas as pd
 
     frame = pd.read_csv(out.with_suffix(".csv"))
     assert len(frame) == 30 and frame.true_acc.between(0, 100).all()
-    assert {"proxy_spos_recalibrate_32", "proxy_spos_batch_32", "flops_m"} <= set(frame.columns)
+    assert {"proxy_spos_recalibrate_32", "proxy_spos_batch_32", "flops_m", "reference_exact"} <= set(frame.columns)
     assert out.with_suffix(".png").stat().st_size > 0
 
 
@@ -79,3 +91,47 @@ def test_ranking_refuses_a_bad_proxy_setting(capsys):
     with pytest.raises(SystemExit):
         ranking_main(["--supernet", "runs/x", "--proxy", "recalibrate:many"])
     assert "'recalibrate:many' is not BN:IMAGES with BN one of recalibrate, batch, inherit" in capsys.readouterr().err
+
+
+def _genotype_key(arch_str: str) -> str:
+    """The few-shot NAS code's key for an arch: str() of its genotype as a list of per-node tuples."""
+    nodes = [tuple((op, int(src)) for op, src in (t.split("~") for t in node.strip("|").split("|")))
+             for node in arch_str.split("+")]
+    return str(nodes)
+
+
+def test_reference_scores_read_both_formats(tmp_path):
+    from benchmarks.reference_scores import genotype_to_arch_str, load_reference_scores, scores_for
+
+    arch = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
+    key = "[(('nor_conv_3x3', 0),), (('none', 0), ('skip_connect', 1)), (('avg_pool_3x3', 0), ('nor_conv_1x1', 1), " \
+          "('none', 2))]"
+    assert _genotype_key(arch) == key and genotype_to_arch_str(key) == arch and genotype_to_arch_str(arch) == arch
+    (tmp_path / "a.json").write_text(json.dumps({key: 91.5}))
+    (tmp_path / "b.csv").write_text(f"arch_str,acc\n{arch},88.0\n")
+    assert load_reference_scores(tmp_path / "a.json") == {arch: 91.5}
+    assert load_reference_scores(tmp_path / "b.csv") == {arch: 88.0}
+    with pytest.raises(ValueError, match="has no score for 1 of 2 archs"):
+        scores_for({arch: 1.0}, [arch, "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "a")
+    (tmp_path / "c.json").write_text(json.dumps({"conv everywhere": 1.0}))
+    with pytest.raises(ValueError, match="neither an NB201 arch string nor a genotype list"):
+        load_reference_scores(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("ref, message", [
+    ("noequals.json", "'noequals.json' is not NAME=FILE"),
+    ("x=missing.json", "--reference x: reference scores 'missing.json' not found"),
+])
+def test_ranking_refuses_a_bad_reference(ref, message, capsys):
+    from benchmarks.ranking import main as ranking_main
+
+    with pytest.raises(SystemExit) as exc:
+        ranking_main(["--supernet", "runs/x", "--sample", "5", "--reference", ref])
+    assert message in (str(exc.value.code) + capsys.readouterr().err)
+
+
+def test_ranking_refuses_a_folder_that_is_not_a_run(tmp_path):
+    from benchmarks.ranking import main as ranking_main
+
+    with pytest.raises(SystemExit, match="is not a trained run folder \\(no config.json\\)"):
+        ranking_main(["--supernet", str(tmp_path), "--sample", "5"])
