@@ -4,6 +4,10 @@ and with the proxy accuracy of each supernet given (one per training mode: SPOS,
 against the exact front from all 15,625 archs (normalised hypervolume ratio, 1.0 = exact).
 
     python -m benchmarks.fronts [--supernet runs/A runs/B ...] [--pop-size 50 --generations 20] [--seeds 0 1 2]
+        [--reference NAME=FILE ...]
+
+`--reference NAME=FILE` searches with per-arch accuracy scores from elsewhere as well (e.g. a published
+supernet's estimates; formats in `benchmarks.reference_scores`), labelled `reference:NAME`.
 
 writes benchmarks/results/fronts.md (with the exact command) and prints the same tables.
 """
@@ -18,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from evolve.explore import exact_front, format_table, quality, rescore_with_truth
-from evolve.objectives import HW_UNITS, ObjectiveContext, device_objective, get_objective
+from evolve.objectives import HW_UNITS, Objective, ObjectiveContext, device_objective, get_objective
 from evolve.search import ALGORITHMS, search
 from supernet.atomic import atomic_write_text
 from supernet.evaluate import ProxySettings
 
+from .reference_scores import read_references, reference_arg
 from .report import command, markdown_table
 
 TRUE_COL = "true_err_pct"
@@ -54,14 +59,27 @@ def _supernet_line(run: str, args) -> str:
             + f"; proxy: BN recalibrated on {args.calib_batches} batches, {args.eval_images} held-out images per arch")
 
 
+def _reference_objective(name: str, scores: dict[str, float], path: str, space) -> Objective:
+    """Minimised objective from a reference's per-arch scores (higher = better): minus the score; an arch
+    the file lacks is NaN, so the search counts it infeasible."""
+    def fn(archs):
+        return np.array([-scores.get(space.to_str(a), np.nan) for a in archs], dtype=float)
+    return Objective(f"reference_{name}", "", fn, f"reference scores {path}", 0, space)
+
+
 def run(args: argparse.Namespace) -> str:
+    refs = read_references(args.reference, "benchmarks.fronts")
     settings = ProxySettings(eval_images=args.eval_images, calib_batches=args.calib_batches)
     ctx = ObjectiveContext(dataset="cifar10", data=args.data, progress=False)
-    sources = [("true_err", ctx, "true_err")]
+    sources = [("true_err", get_objective("true_err", ctx))]
+    proxy_ctxs = []
     for run_dir in args.supernet:
         sctx = ObjectiveContext(dataset="cifar10", supernet=run_dir, data=args.data, progress=False,
                                 proxy_settings=settings)
-        sources.append((f"proxy:{Path(run_dir).name}", sctx, "proxy_err"))
+        sources.append((f"proxy:{Path(run_dir).name}", get_objective("proxy_err", sctx)))
+        proxy_ctxs.append((sctx, sources[-1][1]))
+    for name, (path, scores) in refs.items():
+        sources.append((f"reference:{name}", _reference_objective(name, scores, path, ctx.space)))
     devices = args.devices or ctx.hw_devices()
     rng = np.random.default_rng(0)
     sample = [ctx.space.sample(rng) for _ in range(1000)]
@@ -73,8 +91,8 @@ def run(args: argparse.Namespace) -> str:
         energy = get_objective(f"{dev}_energy", ctx) if f"{dev}_energy" in _names(ctx) else None
         exact = exact_front(ctx, hw_name)
         bound = float(np.nanpercentile(hw(sample), 60))
-        for label, sctx, acc in sources:
-            objs = [get_objective(acc, sctx), hw]
+        for label, acc in sources:
+            objs = [acc, hw]
             for alg in args.algorithms:
                 hvs = []
                 for seed in args.seeds:
@@ -97,12 +115,17 @@ def run(args: argparse.Namespace) -> str:
     wide = wide[[a for a in args.algorithms]].reset_index()
     per_mode = hv[hv.method == args.algorithms[0]].pivot_table(index="device", columns="accuracy",
                                                                values="hv_ratio_mean")
-    per_mode = per_mode[[label for label, _, _ in sources]].reset_index()
+    per_mode = per_mode[[label for label, _ in sources]].reset_index()
     picks = pd.DataFrame(pick_rows)
     cmd = command("benchmarks.fronts", args.argv)
-    misses = sum(sctx.evaluator.misses for _, sctx, acc in sources if acc == "proxy_err")
-    hits = sum(sctx.evaluator.hits for _, sctx, acc in sources if acc == "proxy_err")
-    supernet_lines = "\n".join(_supernet_line(r, args) for r in args.supernet)
+    misses = sum(sctx.evaluator.misses for sctx, _ in proxy_ctxs)
+    hits = sum(sctx.evaluator.hits for sctx, _ in proxy_ctxs)
+    # What the proxy scores cost when computed, so that a re-run answered from the cache still reports it.
+    proxy_minutes = sum(sctx.evaluator.compute_seconds(ctx.space.from_str(k) for k in obj.evaluated)
+                        for sctx, obj in proxy_ctxs) / 60
+    supernet_lines = "\n".join([_supernet_line(r, args) for r in args.supernet]
+                               + [f"- `reference:{name}` = per-arch scores read from `{path}` (not trained here)"
+                                  for name, (path, _) in refs.items()])
     budget = args.pop_size * args.generations
     md = [
         "# Fronts: NSGA-II vs baselines at equal budget",
@@ -110,14 +133,16 @@ def run(args: argparse.Namespace) -> str:
         f"Command: `{cmd.strip()}`  ",
         f"Budget: {budget} evaluations per search (population {args.pop_size}, {args.generations} generations); "
         f"seeds {args.seeds}; data set cifar10; wall time {time.perf_counter() - t0:.0f} s"
-        + (f" ({misses} proxy evaluations, {hits} answered by the proxy cache).  " if args.supernet else ".  "),
+        + (f" ({misses} proxy evaluations, {hits} answered by the proxy cache; the proxy scores used took "
+           f"{proxy_minutes:.1f} min to compute).  " if args.supernet else ".  "),
         "",
         supernet_lines,
         "",
         "HV ratio: normalised hypervolume (reference point 1.1 after normalising by the exact front's ideal and "
         "nadir) of each method's evaluated archs, re-scored with NAS-Bench-201 200-epoch test error, divided by "
         "that of the exact front from all 15,625 archs. `true_err` = searched with ground truth (oracle), "
-        "`proxy:<run>` = searched with that supernet's proxy error.",
+        "`proxy:<run>` = searched with that supernet's proxy error"
+        + (", `reference:<name>` = searched with that file's scores." if refs else "."),
         "",
         f"## Proxy-front quality per supernet ({args.algorithms[0]}, HV ratio after re-scoring with ground truth)",
         "",
@@ -162,6 +187,9 @@ def main(argv=None) -> int:
     p.add_argument("--eval-images", type=int, default=5000,
                    help="held-out images per proxy evaluation (fewer is faster but noisier; see benchmarks.ranking)")
     p.add_argument("--calib-batches", type=int, default=4, help="BN recalibration batches (4: the ranking's own)")
+    p.add_argument("--reference", nargs="+", type=reference_arg, default=[], metavar="NAME=FILE",
+                   help="per-arch accuracy scores from elsewhere to search with as well (JSON or CSV; see "
+                   "benchmarks/reference_scores.py)")
     p.add_argument("--data", default=None)
     p.add_argument("--out", default="benchmarks/results/fronts.md")
     argv = sys.argv[1:] if argv is None else list(argv)

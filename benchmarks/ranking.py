@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .reference_scores import read_references, reference_arg
 from .report import command, markdown_table
 
 
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> str:
     from supernet.evaluate import ProxyEvaluator, ProxySettings
     from supernet.spaces import get_space
 
-    refs = _read_references(args.reference)
+    refs = read_references(args.reference, 'benchmarks.ranking')
     runs = [Path(r) for r in args.supernet]
     missing = [str(r) for r in runs if not (r / "config.json").is_file()]
     if missing:
@@ -204,30 +205,6 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n) -> str:
     return "\n".join(lines)
 
 
-def _reference(text: str) -> tuple[str, str]:
-    """`one-shot=path/to/scores.json` -> ("one-shot", "path/to/scores.json"), checked for form."""
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path or not name.replace("-", "").replace("_", "").isalnum():
-        raise argparse.ArgumentTypeError(f"'{text}' is not NAME=FILE with NAME letters, digits, - or _, e.g. "
-                                         "one-shot=one-shot-supernet.json")
-    return name, path
-
-
-def _read_references(refs: list[tuple[str, str]]) -> dict[str, tuple[str, dict[str, float]]]:
-    """{name: (path, {arch string: score})}; a missing or malformed file exits with a one-line error."""
-    from .reference_scores import load_reference_scores
-
-    out = {}
-    for name, path in refs:
-        if name in out:
-            raise SystemExit(f"benchmarks.ranking: --reference name '{name}' given twice; give each file its own")
-        try:
-            out[name] = (path, load_reference_scores(path))
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"benchmarks.ranking: --reference {name}: {exc}") from None
-    return out
-
-
 def _reference_scores(refs: dict, arch_strs: list[str]) -> dict[str, tuple[str, list[float]]]:
     """{name: (path, score of each sampled arch)}; a reference that misses one exits with a one-line error."""
     from .reference_scores import scores_for
@@ -258,7 +235,7 @@ def main(argv=None) -> int:
                    metavar="BN:IMAGES", help="ways of scoring, each a BN mode and held-out images per arch "
                    "(default: recalibrate:5000 batch:5000)")
     p.add_argument("--calib-batches", type=int, default=4)
-    p.add_argument("--reference", nargs="+", type=_reference, default=[], metavar="NAME=FILE",
+    p.add_argument("--reference", nargs="+", type=reference_arg, default=[], metavar="NAME=FILE",
                    help="per-arch scores from elsewhere to rank beside the supernets (JSON or CSV; see "
                    "benchmarks/reference_scores.py)")
     p.add_argument("--truth", default=None, help="NB201 table or NATS file (default: $HWNAS_DATA)")

@@ -13,6 +13,7 @@ Must not import ``evolve``.
 """
 from __future__ import annotations
 
+import argparse
 import ast
 import json
 from pathlib import Path
@@ -65,3 +66,26 @@ def scores_for(reference: dict[str, float], arch_strs: list[str], name: str) -> 
         raise ValueError(f"reference '{name}' has no score for {len(missing)} of {len(arch_strs)} archs, e.g. "
                          f"{missing[0]}; it must cover every sampled arch")
     return [reference[a] for a in arch_strs]
+
+
+def reference_arg(text: str) -> tuple[str, str]:
+    """argparse type for `--reference NAME=FILE`: `one-shot=path/scores.json` -> ("one-shot", "path/scores.json")."""
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path or not name.replace("-", "").replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"'{text}' is not NAME=FILE with NAME letters, digits, - or _, e.g. "
+                                         "one-shot=one-shot-supernet.json")
+    return name, path
+
+
+def read_references(refs: list[tuple[str, str]], prog: str) -> dict[str, tuple[str, dict[str, float]]]:
+    """{name: (path, {arch string: score})} for `--reference` pairs; a repeated name or a missing or malformed
+    file exits with a one-line error that starts with `prog`."""
+    out = {}
+    for name, path in refs:
+        if name in out:
+            raise SystemExit(f"{prog}: --reference name '{name}' given twice; give each file its own")
+        try:
+            out[name] = (path, load_reference_scores(path))
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"{prog}: --reference {name}: {exc}") from None
+    return out

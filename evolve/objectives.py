@@ -55,6 +55,11 @@ class Objective:
         suffix = UNIT_SUFFIX.get(self.unit, self.unit.lower())
         return f"{name}_{suffix}" if suffix and not name.endswith(f"_{suffix}") else name
 
+    @property
+    def evaluated(self) -> list[str]:
+        """Arch strings this objective has computed so far, in first-seen order."""
+        return list(self._cache)
+
     def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
         keys = [self.space.to_str(a) for a in archs]
         todo = [i for i, k in enumerate(keys) if k not in self._cache]

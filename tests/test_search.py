@@ -151,14 +151,22 @@ def test_device_table_objective_from_user_csv(ctx, tmp_path):
 
 def test_fronts_benchmark_writes_its_tables_and_command(data_dir, tmp_path, tiny_run):
     from benchmarks.fronts import main as fronts_main
+    from benchmarks.nb201_truth import NB201Truth
 
+    # Searching with reference scores equal to the ground truth is the oracle search, shifted by a constant.
+    exact = tmp_path / "exact.csv"
+    NB201Truth.load().frame.rename(columns={"cifar10": "score"})[["arch_str", "score"]].to_csv(exact, index=False)
     out = tmp_path / "fronts.md"
     args = ["--devices", "fpga", "--seeds", "0", "--pop-size", "6", "--generations", "2", "--stats-samples", "20",
-            "--supernet", str(tiny_run), "--eval-images", "64", "--calib-batches", "1", "--out", str(out)]
+            "--supernet", str(tiny_run), "--eval-images", "64", "--calib-batches", "1", "--reference",
+            f"exact={exact}", "--out", str(out)]
     assert fronts_main(args) == 0
     text = out.read_text()
     assert f"Command: `python -m benchmarks.fronts {' '.join(args)}`" in text
-    assert "| device | true_err | proxy:spos |" in text  # proxy-front quality per supernet
+    assert "| device | true_err | proxy:spos | reference:exact |" in text  # proxy-front quality per supernet
+    per_source = next(line for line in text.splitlines() if line.startswith("| fpga | ")).split("|")
+    assert per_source[2] == per_source[4]  # true_err's HV ratio == reference:exact's
+    assert f"`reference:exact` = per-arch scores read from `{exact}`" in text
     assert f"`proxy:spos` = supernet `{tiny_run}`: spos, C=4, N=1" in text
     assert "| fpga | true_err |" in text and "| fpga | proxy:spos | nsga2 |" in text
     for method in ("nsga2", "wsea", "cea", "random"):

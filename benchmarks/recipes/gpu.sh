@@ -13,4 +13,4 @@ refs=(); ref_dir=../shared/data/nb201/fewshot_supernet_info
 python -m benchmarks.ranking --supernet runs/gpu_spos runs/gpu_gdas runs/gpu_darts --sample 1000 \
     --out benchmarks/results/ranking_gpu.md ${refs[@]+"${refs[@]}"}
 python -m benchmarks.fronts --supernet runs/gpu_spos runs/gpu_gdas runs/gpu_darts --algorithms nsga2 random \
-    --out benchmarks/results/fronts_gpu.md
+    --out benchmarks/results/fronts_gpu.md ${refs[@]+"${refs[@]}"}
