@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> str:
     from supernet.evaluate import ProxyEvaluator, ProxySettings
     from supernet.spaces import get_space
 
-    refs = read_references(args.reference, 'benchmarks.ranking')
+    refs = read_references(args.reference, "benchmarks.ranking")
     runs = [Path(r) for r in args.supernet]
     missing = [str(r) for r in runs if not (r / "config.json").is_file()]
     if missing:
@@ -112,12 +112,12 @@ def run(args: argparse.Namespace) -> str:
     truth = NB201Truth.load(args.truth)
     archs = sample_classes(space, None if args.sample == "all" else int(args.sample), args.seed)
     strs = [space.to_str(a) for a in archs]
+    references = _reference_scores(refs, strs)
     frame = pd.DataFrame({"arch_str": strs, "true_acc": truth.accuracy(strs, dataset)})
     num_classes = {"cifar10": 10, "cifar100": 100}.get(dataset, 120)
     nets = [space.build_subnet(a, num_classes=num_classes, channels=16, cells=5) for a in archs]
     frame["flops_m"] = [counters.flops_m(n) for n in nets]
     frame["params_m"] = [counters.params_m(n) for n in nets]
-    references = _reference_scores(refs, strs)
     rows, runs_info = [], []
     for run_dir, cfg in zip(runs, cfgs):
         for bn, images in args.proxy:
