@@ -178,3 +178,11 @@ def test_context_takes_the_supernets_data_set(tiny_run):
     assert ObjectiveContext(supernet=str(tiny_run / "supernet.pt")).dataset == "cifar10"
     with pytest.raises(ValueError, match="data set 'cifar100' differs from the supernet's data set 'cifar10'"):
         ObjectiveContext(supernet=str(tiny_run), dataset="cifar100")
+
+
+def test_objective_lists_each_arch_it_computed_once_in_first_seen_order(ctx):
+    obj = get_objective("fpga_latency", ctx)
+    a, b, c = (ctx.space.from_index(i) for i in (7, 3, 11))
+    obj([a, b, a])
+    obj([c, b])
+    assert obj.evaluated == [ctx.space.to_str(x) for x in (a, b, c)]
