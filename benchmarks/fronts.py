@@ -3,11 +3,11 @@ and random search at the same evaluation budget, per HW-NAS-Bench device, with t
 and with the proxy accuracy of each supernet given (one per training mode: SPOS, DARTS, GDAS). Every front is re-scored with NAS-Bench-201 ground truth and held
 against the exact front from all 15,625 archs (normalised hypervolume ratio, 1.0 = exact).
 
-    python -m benchmarks.fronts [--supernet runs/A runs/B ...] [--pop-size 50 --generations 20] [--seeds 0 1 2]
+    python -m hwnas.benchmarks.fronts [--supernet runs/A runs/B ...] [--pop-size 50 --generations 20] [--seeds 0 1 2]
         [--reference NAME=FILE ...]
 
 `--reference NAME=FILE` searches with per-arch accuracy scores from elsewhere as well (e.g. a published
-supernet's estimates; formats in `benchmarks.reference_scores`), labelled `reference:NAME`.
+supernet's estimates; formats in `benchmarks.tables.reference_scores`), labelled `reference:NAME`.
 
 writes benchmarks/results/fronts.md (with the exact command) and prints the same tables.
 """
@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evolve.explore import exact_front, format_table, quality, rescore_with_truth
-from evolve.objectives import HW_UNITS, Objective, ObjectiveContext, device_objective, get_objective
-from evolve.search import ALGORITHMS, search
-from supernet.atomic import atomic_write_text
-from supernet.evaluate import ProxySettings
+from hwnas.core.files import atomic_write_text
+from hwnas.evolve.explore import exact_front, format_table, quality, rescore_with_truth
+from hwnas.evolve.objectives import Cost, Objective, get_objective, list_objectives
+from hwnas.evolve.search import list_algorithms, search
+from hwnas.evolve.sources import Sources
+from hwnas.supernet.evaluate import ProxySettings
 
-from .reference_scores import read_references, reference_arg
+from .tables.reference_scores import read_references, reference_arg
 from .report import command, markdown_table
 
 TRUE_COL = "true_err_pct"
@@ -64,18 +65,17 @@ def _reference_objective(name: str, scores: dict[str, float], path: str, space) 
     the file lacks is NaN, so the search counts it infeasible."""
     def fn(archs):
         return np.array([-scores.get(space.to_str(a), np.nan) for a in archs], dtype=float)
-    return Objective(f"reference_{name}", "", fn, f"reference scores {path}", 0, space)
+    return Objective(f"reference_{name}", "", fn, f"reference scores {path}", Cost.TABLE, space)
 
 
 def run(args: argparse.Namespace) -> str:
-    refs = read_references(args.reference, "benchmarks.fronts")
+    refs = read_references(args.reference, "hwnas.benchmarks.fronts")
     settings = ProxySettings(eval_images=args.eval_images, calib_batches=args.calib_batches)
-    ctx = ObjectiveContext(dataset="cifar10", data=args.data, progress=False)
+    ctx = Sources(dataset="cifar10", data=args.data, progress=False)
     sources = [("true_err", get_objective("true_err", ctx))]
     proxy_ctxs = []
     for run_dir in args.supernet:
-        sctx = ObjectiveContext(dataset="cifar10", supernet=run_dir, data=args.data, progress=False,
-                                proxy_settings=settings)
+        sctx = Sources(dataset="cifar10", supernet=run_dir, data=args.data, progress=False, proxy_settings=settings)
         sources.append((f"proxy:{Path(run_dir).name}", get_objective("proxy_err", sctx)))
         proxy_ctxs.append((sctx, sources[-1][1]))
     for name, (path, scores) in refs.items():
@@ -86,9 +86,9 @@ def run(args: argparse.Namespace) -> str:
     hv_rows, pick_rows = [], []
     t0 = time.perf_counter()
     for dev in devices:
-        hw_name = device_objective(dev, ctx)
+        hw_name = ctx.target_objective(dev)
         hw = get_objective(hw_name, ctx)
-        energy = get_objective(f"{dev}_energy", ctx) if f"{dev}_energy" in _names(ctx) else None
+        energy = get_objective(f"{dev}_energy", ctx) if f"{dev}_energy" in list_objectives(ctx) else None
         exact = exact_front(ctx, hw_name)
         bound = float(np.nanpercentile(hw(sample), 60))
         for label, acc in sources:
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> str:
                         p = _picked(front, alg, hw.column, bound)
                         arch = ctx.space.from_str(p["arch_str"])
                         pick_rows.append({"device": dev, "accuracy": label, "method": alg, "arch": p["arch_str"],
-                                          "true_acc_pct": 100 - p[TRUE_COL], f"latency_{HW_UNITS['latency']}": p[hw.column],
+                                          "true_acc_pct": 100 - p[TRUE_COL], "latency_ms": p[hw.column],
                                           "energy_mJ": float(energy([arch])[0]) if energy else None})
                 hv_rows.append({"device": dev, "accuracy": label, "method": alg, "hv_ratio_mean": float(np.mean(hvs)),
                                 "hv_ratio_std": float(np.std(hvs)), "seeds": len(hvs)})
@@ -117,11 +117,11 @@ def run(args: argparse.Namespace) -> str:
                                                                values="hv_ratio_mean")
     per_mode = per_mode[[label for label, _ in sources]].reset_index()
     picks = pd.DataFrame(pick_rows)
-    cmd = command("benchmarks.fronts", args.argv)
-    misses = sum(sctx.evaluator.misses for sctx, _ in proxy_ctxs)
-    hits = sum(sctx.evaluator.hits for sctx, _ in proxy_ctxs)
+    cmd = command("hwnas.benchmarks.fronts", args.argv)
+    misses = sum(sctx.proxy.misses for sctx, _ in proxy_ctxs)
+    hits = sum(sctx.proxy.hits for sctx, _ in proxy_ctxs)
     # What the proxy scores cost when computed, so that a re-run answered from the cache still reports it.
-    proxy_minutes = sum(sctx.evaluator.compute_seconds(ctx.space.from_str(k) for k in obj.evaluated)
+    proxy_minutes = sum(sctx.proxy.compute_seconds(ctx.space.from_str(k) for k in obj.evaluated)
                         for sctx, obj in proxy_ctxs) / 60
     supernet_lines = "\n".join([_supernet_line(r, args) for r in args.supernet]
                                + [f"- `reference:{name}` = per-arch scores read from `{path}` (not trained here)"
@@ -168,18 +168,12 @@ def run(args: argparse.Namespace) -> str:
     return text
 
 
-def _names(ctx) -> list[str]:
-    from evolve.objectives import list_objectives
-
-    return list_objectives(ctx)
-
-
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.fronts", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hwnas.benchmarks.fronts", description=__doc__.split("\n\n")[0])
     p.add_argument("--supernet", nargs="*", default=[],
                    help="run folder(s) for proxy fronts, one per training mode (omit: oracle only)")
     p.add_argument("--devices", nargs="*", default=None)
-    p.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS)
+    p.add_argument("--algorithms", nargs="+", default=list_algorithms(), choices=list_algorithms())
     p.add_argument("--pop-size", type=int, default=50)
     p.add_argument("--generations", type=int, default=20)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -189,7 +183,7 @@ def main(argv=None) -> int:
     p.add_argument("--calib-batches", type=int, default=4, help="BN recalibration batches (4: the ranking's own)")
     p.add_argument("--reference", nargs="+", type=reference_arg, default=[], metavar="NAME=FILE",
                    help="per-arch accuracy scores from elsewhere to search with as well (JSON or CSV; see "
-                   "benchmarks/reference_scores.py)")
+                   "benchmarks/tables/reference_scores.py)")
     p.add_argument("--data", default=None)
     p.add_argument("--out", default="benchmarks/results/fronts.md")
     argv = sys.argv[1:] if argv is None else list(argv)

@@ -12,7 +12,7 @@ here (cpu, onnxruntime; cuda and onnxruntime-cuda where a GPU is present):
 3. this machine against HW-NAS-Bench: rank correlation of the measured latency with each device's latency
    and energy (and with FLOPs and params as reference points).
 
-    python -m benchmarks.latency [--archs 50] [--rounds 5] [--repeats 50] [--targets cpu onnxruntime]
+    python -m hwnas.benchmarks.latency [--archs 50] [--rounds 5] [--repeats 50] [--targets cpu onnxruntime]
 
 writes benchmarks/results/latency.md (with the exact command), latency_archs.csv (every measurement)
 and latency.png (LUT vs measured per target).
@@ -29,13 +29,13 @@ import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 
-from hardware import counters
-from hardware.lut import build_table, rank_agreement
-from hardware.measure import TARGETS, check_target, describe_target, measure
-from supernet.atomic import atomic_write_text
-from supernet.spaces import get_space
+from hwnas.hardware import counters
+from hwnas.hardware.lut import build_table, rank_agreement
+from hwnas.hardware.measure import TARGETS, check_target, describe_target, measure
+from hwnas.core.files import atomic_write_text
+from hwnas.supernet.spaces import get_space
 
-from .ranking import sample_classes
+from hwnas.evolve.ranking import sample_classes
 from .report import command, markdown_table
 
 
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> str:
 
 
 def _hwnasbench_correlations(space, archs, strs, net, measured, targets, hwnasbench_path) -> pd.DataFrame:
-    from benchmarks.hwnasbench import HWNASBench
+    from hwnas.benchmarks.tables.hwnasbench import HWNASBench
 
     hw = HWNASBench.load(hwnasbench_path)
     refs = {m: hw.lookup(strs, m, "cifar10") for m in hw.metrics("cifar10") if m.endswith(("_latency", "_energy"))}
@@ -130,14 +130,12 @@ def _hwnasbench_correlations(space, archs, strs, net, measured, targets, hwnasbe
 
 
 def _plot(measured: dict, targets: list[str], lut_rows: list[dict], path: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from hwnas.evolve.plot import save_figure
 
-    from evolve.plot import save_figure
-
-    fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.8), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(targets), 3.8))
+    axes = fig.subplots(1, len(targets), squeeze=False)
     for ax, t, row in zip(axes[0], targets, lut_rows):
         m, p = measured[t], measured[f"lut:{t}"]
         ax.scatter(m, p, s=12)
@@ -146,7 +144,6 @@ def _plot(measured: dict, targets: list[str], lut_rows: list[dict], path: Path) 
         ax.set(xlabel=f"measured latency on {t} (ms)", ylabel="LUT sum (ms)",
                title=f"{t}: Spearman {row['spearman']:.2f}, Kendall {row['kendall']:.2f}")
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def _report(args, net, targets, rep_rows, lut_rows, corr_rows, wall) -> str:
@@ -154,7 +151,7 @@ def _report(args, net, targets, rep_rows, lut_rows, corr_rows, wall) -> str:
     lines = [
         "# Measured latency: repeatability, lookup tables, and this machine against HW-NAS-Bench",
         "",
-        f"- command: `{command('benchmarks.latency', args.argv)}`",
+        f"- command: `{command('hwnas.benchmarks.latency', args.argv)}`",
         f"- machine: {machine['cpu']} ({machine['cpu_count']} cores), host `{machine['host']}`, "
         f"torch {machine['torch']}" + (f", onnxruntime {describe_target('onnxruntime')['onnxruntime']}"
                                         if "onnxruntime" in targets else ""),
@@ -194,7 +191,7 @@ def _report(args, net, targets, rep_rows, lut_rows, corr_rows, wall) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hwnas.benchmarks.latency", description=__doc__.split("\n\n")[0])
     p.add_argument("--archs", type=int, default=50, help="canonical archs measured")
     p.add_argument("--rounds", type=int, default=5, help="repeated measurements per arch")
     p.add_argument("--warmup", type=int, default=10)

@@ -11,9 +11,9 @@ held against their NAS-Bench-201 200-epoch test accuracy on the supernet's data 
 - the same for the zero-cost baselines FLOPs and params (bigger = better); FLOPs alone reaches tau ~0.58 on
   CIFAR-10, so a supernet must beat it to be worth training;
 - the same for any `--reference NAME=FILE` (per-arch scores from elsewhere, e.g. the one-shot and few-shot
-  supernet estimates published with the few-shot NAS code; formats in `benchmarks.reference_scores`).
+  supernet estimates published with the few-shot NAS code; formats in `benchmarks.tables.reference_scores`).
 
-    python -m benchmarks.ranking --supernet runs/A [runs/B ...] [--sample 1000] [--proxy recalibrate:5000 ...]
+    python -m hwnas.benchmarks.ranking --supernet runs/A [runs/B ...] [--sample 1000] [--proxy recalibrate:5000 ...]
         [--reference NAME=FILE ...]
 
 `--proxy BN:IMAGES` names one way of scoring (BN mode, held-out images per arch); each is run on every
@@ -29,50 +29,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
 import pandas as pd
-from scipy import stats
+from hwnas.evolve.ranking import ranking_metrics, sample_classes
 
-from .reference_scores import read_references, reference_arg
 from .report import command, markdown_table
-
-
-def ranking_metrics(score: Sequence[float], true: Sequence[float]) -> dict:
-    """How well `score` (higher = predicted better) ranks archs whose real quality is `true` (higher =
-    better): Kendall tau-b, Spearman rho, tau inside the true top 10%, precision at top 5%, and the true
-    value of the score's top-1 / best of top-10 / best of top-100."""
-    s, t = np.asarray(score, dtype=float), np.asarray(true, dtype=float)
-    if s.shape != t.shape or s.ndim != 1 or len(s) < 2:
-        raise ValueError(f"need two equally long 1-d series of at least 2 values; got {s.shape} and {t.shape}")
-    ok = np.isfinite(s) & np.isfinite(t)
-    s, t = s[ok], t[ok]
-    n = len(s)
-    top10 = np.argsort(-t, kind="stable")[:max(2, int(np.ceil(0.10 * n)))]
-    k5 = max(1, int(np.ceil(0.05 * n)))
-    by_score = np.argsort(-s, kind="stable")
-    true_top5 = set(np.argsort(-t, kind="stable")[:k5].tolist())
-    return {
-        "n": n,
-        "kendall_tau": float(stats.kendalltau(s, t).statistic),
-        "spearman_rho": float(stats.spearmanr(s, t).statistic),
-        "kendall_top10pct": float(stats.kendalltau(s[top10], t[top10]).statistic),
-        "precision_at_5pct": len(true_top5 & set(by_score[:k5].tolist())) / k5,
-        "top1_true": float(t[by_score[0]]),
-        "best_of_top10_true": float(t[by_score[:10]].max()),
-        "best_of_top100_true": float(t[by_score[:100]].max()),
-        "oracle_best_true": float(t.max()),
-    }
-
-
-def sample_classes(space, k: int | None, seed: int = 0) -> list:
-    """`k` canonical archs uniform over isomorphism classes (all of them for k=None), in class order."""
-    classes = space.canonical_archs()
-    if k is None or k >= len(classes):
-        return classes
-    rng = np.random.default_rng(seed)
-    return [classes[i] for i in sorted(rng.choice(len(classes), size=k, replace=False))]
+from .tables.reference_scores import read_references, reference_arg
 
 
 def _describe(cfg: dict) -> str:
@@ -92,21 +54,21 @@ def _wall_minutes(run_dir: Path) -> float | None:
 
 
 def run(args: argparse.Namespace) -> str:
-    from benchmarks.nb201_truth import NB201Truth
-    from hardware import counters
-    from supernet.evaluate import ProxyEvaluator, ProxySettings
-    from supernet.spaces import get_space
+    from hwnas.benchmarks.tables.nb201_truth import NB201Truth
+    from hwnas.hardware import counters
+    from hwnas.supernet.evaluate import ProxyEvaluator, ProxySettings
+    from hwnas.supernet.spaces import get_space
 
-    refs = read_references(args.reference, "benchmarks.ranking")
+    refs = read_references(args.reference, "hwnas.benchmarks.ranking")
     runs = [Path(r) for r in args.supernet]
     missing = [str(r) for r in runs if not (r / "config.json").is_file()]
     if missing:
-        raise SystemExit(f"benchmarks.ranking: {', '.join(missing)} is not a trained run folder (no config.json); "
+        raise SystemExit(f"hwnas.benchmarks.ranking: {', '.join(missing)} is not a trained run folder (no config.json); "
                          "give folders that hwnas train wrote, e.g. runs/quickstart")
     cfgs = [json.loads((r / "config.json").read_text()) for r in runs]
     datasets = {c["dataset"] for c in cfgs}
     if len(datasets) != 1:
-        raise SystemExit(f"benchmarks.ranking: supernets trained on different data sets {sorted(datasets)}")
+        raise SystemExit(f"hwnas.benchmarks.ranking: supernets trained on different data sets {sorted(datasets)}")
     dataset = datasets.pop()
     space = get_space(cfgs[0]["space"])
     truth = NB201Truth.load(args.truth)
@@ -138,7 +100,7 @@ def run(args: argparse.Namespace) -> str:
         rows.append({"supernet": "-", "mode": "baseline", "score": label, **ranking_metrics(frame[col], frame.true_acc)})
     table = pd.DataFrame(rows)
     out = Path(args.out)
-    from supernet.atomic import atomic_write_text
+    from hwnas.core.files import atomic_write_text
 
     atomic_write_text(out.with_suffix(".csv"), frame.to_csv(index=False))
     _scatter(frame, [c for c in frame.columns if c.startswith(("proxy_", "reference_"))] + ["flops_m"], dataset,
@@ -149,16 +111,14 @@ def run(args: argparse.Namespace) -> str:
 
 
 def _scatter(frame: pd.DataFrame, cols: list[str], dataset: str, path: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from evolve.plot import save_figure
+    from hwnas.evolve.plot import save_figure
 
     ncol = min(4, len(cols))
     nrow = -(-len(cols) // ncol)
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 3.6 * nrow), squeeze=False)
+    fig = Figure(figsize=(4 * ncol, 3.6 * nrow))
+    axes = fig.subplots(nrow, ncol, squeeze=False)
     for ax, col in zip(axes.flat, cols):
         m = ranking_metrics(frame[col], frame.true_acc)
         ax.scatter(frame[col], frame.true_acc, s=5, alpha=0.4)
@@ -172,14 +132,13 @@ def _scatter(frame: pd.DataFrame, cols: list[str], dataset: str, path: Path) -> 
         ax.axis("off")
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)
 
 
 def _report(args, dataset, runs, cfgs, table, runs_info, n) -> str:
     lines = [
         f"# Ranking: supernet proxies against NAS-Bench-201 ({dataset})",
         "",
-        f"- command: `{command('benchmarks.ranking', args.argv)}`",
+        f"- command: `{command('hwnas.benchmarks.ranking', args.argv)}`",
         "- recipes (how the supernets were trained, CPU and GPU): `benchmarks/recipes/README.md`",
         f"- archs: {n} canonical cells (uniform over the isomorphism classes, seed {args.seed}); true = "
         "NB201 200-epoch test accuracy; proxy = accuracy on the first K held-out images (the score column says "
@@ -207,17 +166,17 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n) -> str:
 
 def _reference_scores(refs: dict, arch_strs: list[str]) -> dict[str, tuple[str, list[float]]]:
     """{name: (path, score of each sampled arch)}; a reference that misses one exits with a one-line error."""
-    from .reference_scores import scores_for
+    from .tables.reference_scores import scores_for
 
     try:
         return {name: (path, scores_for(table, arch_strs, name)) for name, (path, table) in refs.items()}
     except ValueError as exc:
-        raise SystemExit(f"benchmarks.ranking: {exc}") from None
+        raise SystemExit(f"hwnas.benchmarks.ranking: {exc}") from None
 
 
 def _proxy_setting(text: str) -> tuple[str, int]:
     """`recalibrate:5000` -> ("recalibrate", 5000), checked."""
-    from supernet.bn import BN_MODES
+    from hwnas.supernet.bn import BN_MODES
 
     bn, _, images = text.partition(":")
     if bn not in BN_MODES or not images.isdigit() or int(images) < 1:
@@ -227,7 +186,7 @@ def _proxy_setting(text: str) -> tuple[str, int]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.ranking", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hwnas.benchmarks.ranking", description=__doc__.split("\n\n")[0])
     p.add_argument("--supernet", nargs="+", required=True, help="run folder(s) (runs/NAME), e.g. one per mode")
     p.add_argument("--sample", default="1000", help="canonical archs to score, or 'all' (6,466)")
     p.add_argument("--seed", type=int, default=0)
@@ -237,7 +196,7 @@ def main(argv=None) -> int:
     p.add_argument("--calib-batches", type=int, default=4)
     p.add_argument("--reference", nargs="+", type=reference_arg, default=[], metavar="NAME=FILE",
                    help="per-arch scores from elsewhere to rank beside the supernets (JSON or CSV; see "
-                   "benchmarks/reference_scores.py)")
+                   "benchmarks/tables/reference_scores.py)")
     p.add_argument("--truth", default=None, help="NB201 table or NATS file (default: $HWNAS_DATA)")
     p.add_argument("--data", default=None)
     p.add_argument("--out", default="benchmarks/results/ranking.md", help="report; .csv and .png beside it")

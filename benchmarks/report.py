@@ -1,4 +1,4 @@
-"""Small helpers the `python -m benchmarks.<name>` experiments share to write their Markdown reports."""
+"""Small helpers the `python -m hwnas.benchmarks.<name>` experiments share to write their Markdown reports."""
 from __future__ import annotations
 
 import shlex

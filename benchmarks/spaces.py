@@ -1,7 +1,7 @@
 """CPU-scale fronts of the layer-wise spaces on this machine: for each space, a SPOS supernet trained with a
 small CPU recipe, then NSGA-II over (proxy error, latency measured on this CPU), the whole front reported.
 
-    python -m benchmarks.spaces [--spaces mobilenet shufflenet resblock] [--runs runs/spaces]
+    python -m hwnas.benchmarks.spaces [--spaces mobilenet shufflenet resblock] [--runs runs/spaces]
                                 [--pop-size 16 --generations 8] [--eval-images 500 --calib-batches 2]
 
 Supernets are trained at C=8 on the NB201 search split (`RECIPES`: mobilenet and shufflenet at reduced
@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from evolve.measured import MeasureSettings
-from evolve.objectives import ObjectiveContext, get_objective
-from evolve.search import search
-from hardware import counters
-from supernet.atomic import atomic_write_text
-from supernet.evaluate import ProxySettings
-from supernet.trainer import TrainConfig, train
+from hwnas.core.files import atomic_write_text
+from hwnas.evolve.objectives import get_objective
+from hwnas.evolve.objectives.measured import MeasureSettings
+from hwnas.evolve.search import search
+from hwnas.evolve.sources import Sources
+from hwnas.hardware import counters
+from hwnas.supernet.evaluate import ProxySettings
+from hwnas.supernet.trainer import TrainConfig, train
 
 from .report import command, markdown_table
 
@@ -44,7 +45,7 @@ RECIPES = {
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m benchmarks.spaces", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hwnas.benchmarks.spaces", description=__doc__.split("\n\n")[0])
     p.add_argument("--spaces", nargs="+", default=list(RECIPES), help=f"spaces ({', '.join(RECIPES)})")
     p.add_argument("--runs", default="runs/spaces", help="folder of the supernet runs (reused when finished)")
     p.add_argument("--data", default=None, help="data folder (default: $HWNAS_DATA)")
@@ -74,8 +75,8 @@ def supernet_for(space: str, args) -> tuple[Path, dict, float]:
 def one_space(space: str, args) -> dict:
     run, result, train_s = supernet_for(space, args)
     settings = ProxySettings(eval_images=args.eval_images, calib_batches=args.calib_batches)
-    ctx = ObjectiveContext(supernet=str(run), data=args.data, proxy_settings=settings, progress=False,
-                           measure_settings=MeasureSettings(warmup=5, repeats=args.repeats, threads=1))
+    ctx = Sources(supernet=str(run), data=args.data, proxy_settings=settings, progress=False,
+                  measure=MeasureSettings(warmup=5, repeats=args.repeats, threads=1))
     objectives = [get_objective(n, ctx) for n in ("proxy_err", "measured_latency:cpu")]
     t0 = time.perf_counter()
     front = search(ctx.space, objectives, pop_size=args.pop_size, generations=args.generations, seed=0,
@@ -86,30 +87,27 @@ def one_space(space: str, args) -> dict:
     pareto["params_m"] = [counters.params_m(m) for m in nets]
     pareto["flops_m"] = [counters.flops_m(m, (1, 3, 32, 32)) for m in nets]
     return dict(space=ctx.space, run=run, result=result, train_s=train_s, search_s=search_s, front=front,
-                pareto=pareto, net=ctx.net, evaluator=ctx.evaluator)
+                pareto=pareto, net=ctx.net, evaluator=ctx.proxy)
 
 
 def plot(results: list[dict], path: Path) -> Path:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from hwnas.evolve.plot import plot_front_2d, save_figure
 
-    from evolve.plot import plot_front_2d, save_figure
-
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
+    fig = Figure(figsize=(5 * len(results), 4))
+    axes = fig.subplots(1, len(results), squeeze=False)
     for ax, r in zip(axes[0], results):
         x, y = r["front"].objectives[1], r["front"].objectives[0]
         plot_front_2d(r["front"], x, y, ax=ax, title=f"{r['space'].name}: NSGA-II, proxy vs CPU latency")
     fig.tight_layout()
     out = save_figure(fig, path)
-    plt.close(fig)
     return out
 
 
 def report(results: list[dict], args, argv) -> str:
     lines = ["# Layer-wise spaces: CPU-scale fronts on this machine", "",
-             f"Command: `{command('benchmarks.spaces', argv)}`", "",
+             f"Command: `{command('hwnas.benchmarks.spaces', argv)}`", "",
              "Proxy error: held-out error of the subnet with inherited SPOS supernet weights (C=8, BN recalibrated "
              f"on {args.calib_batches} batches, {args.eval_images} held-out images). Latency: the deploy-size "
              f"network (C=16) measured on this CPU, batch 1, one thread, median of {args.repeats} runs. "

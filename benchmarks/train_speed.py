@@ -1,7 +1,7 @@
 """How fast does each training mode train the NB201 supernet? Training images per second of
 `mode.train_step` for SPOS, DARTS (first and second order) and GDAS, on CPU or one GPU.
 
-    python -m benchmarks.train_speed [--device cpu|cuda] [--steps 10] [--warmup 2] [--min-seconds 10]
+    python -m hwnas.benchmarks.train_speed [--device cpu|cuda] [--steps 10] [--warmup 2] [--min-seconds 10]
                                      [--threads N] [--data auto|real|synthetic]
                                      [--channels 16 --cells 5 --batch-size 64]
                                      [--out benchmarks/results/train_speed.md]
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import torch
 
-from supernet.atomic import atomic_write_text
-from supernet.modes import get_mode
-from supernet.spaces import get_space
-from supernet.trainer import TrainConfig, build_run
+from hwnas.core.files import atomic_write_text
+from hwnas.supernet.modes import get_mode
+from hwnas.supernet.spaces import get_space
+from hwnas.supernet.trainer import TrainConfig, build_run
 
 MODES = (("spos", "spos", 1), ("darts (1st order)", "darts", 1), ("darts (2nd order)", "darts", 2),
          ("gdas", "gdas", 1))
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> str:
         device = f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
     else:
         device = f"CPU: {_cpu_model()}, {os.cpu_count()} logical cores"
-    command = "python -m benchmarks.train_speed" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
+    command = "python -m hwnas.benchmarks.train_speed" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     data = ("CIFAR-10 batches from $HWNAS_DATA (augmented, as the trainer makes them)" if args.data == "real"
             else "random tensors of CIFAR shape (3x32x32, 10 classes); speed does not depend on pixel values")
     lines = [
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.train_speed", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m hwnas.benchmarks.train_speed", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--steps", type=int, default=10, help="timed steps per mode")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per mode first")

@@ -4,7 +4,7 @@ and JSON.
 
 JSON is the complete format (table, objectives, meta, history, dtypes). CSV is the table alone; Parquet is
 the table with the objectives and meta in the schema metadata. Pure numpy/pandas (pyarrow optional):
-must not import torch or any other part of hwnas except `evolve.pareto`.
+must not import torch or any other part of hwnas except `evolve.pareto` and `hwnas.core`.
 """
 from __future__ import annotations
 
@@ -20,8 +20,11 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from evolve.pareto import non_dominated_mask
-from supernet.atomic import atomic_write
+from hwnas.core.files import atomic_write
+
+from hwnas.core.errors import CorruptFileError, UsageError
+
+from .pareto import non_dominated_mask
 
 FORMATS = ("csv", "parquet", "json")
 JSON_FORMAT = "hwnas.front/1"
@@ -72,7 +75,8 @@ class Front:
     table: one row per distinct arch evaluated: 'arch_str', 'encoding' (e.g. "3,1,0,2,4,4"), one float
         column per objective (named with its unit, e.g. 'proxy_err_pct', 'fpga_latency_ms'), 'generation'
         (first generation the arch was seen) and 'is_pareto'; extra columns (e.g. 'true_err_pct') allowed.
-    objectives: the objective columns, all minimised, in order (the first is the accuracy-side objective).
+    objectives: the objective columns in order (the first is the accuracy-side objective); each minimised
+        unless `meta["directions"]` says "max" for it.
     meta: JSON-able description of the run (space, supernet, device, dataset, objectives, seed, algorithm,
         versions, ...).
     history: one row per (generation, arch in that generation's population): 'generation', 'arch_str'
@@ -91,12 +95,20 @@ class Front:
         objectives: Iterable[str],
         meta: dict | None = None,
         history: pd.DataFrame | None = None,
+        directions: dict[str, str] | None = None,
     ) -> "Front":
         """Build a Front from evaluated archs, normalising dtypes (arch_str/encoding str, generation int64,
         objectives float64) and recomputing 'is_pareto' over the objective columns (NaN rows: False).
-        A missing 'generation' column is filled with 0 (e.g. random search).
+        A missing 'generation' column is filled with 0 (e.g. random search). `directions` maps an objective
+        column to "min" or "max" (default "min", or what `meta["directions"]` says).
         """
         objectives = list(objectives)
+        meta = dict(meta or {})
+        directions = {**meta.get("directions", {}), **(directions or {})}
+        bad = {c: d for c, d in directions.items() if d not in ("min", "max")}
+        if bad:
+            raise ValueError(f"objective directions must be 'min' or 'max', got {bad}")
+        meta["directions"] = {o: directions.get(o, "min") for o in objectives}
         if not objectives:
             raise ValueError("a Front needs at least one objective column")
         table = table.reset_index(drop=True).copy()
@@ -112,7 +124,7 @@ class Front:
         if "generation" not in table.columns:
             table["generation"] = 0
         table["generation"] = table["generation"].astype("int64")
-        F = table[objectives].to_numpy(dtype=float)
+        F = table[objectives].to_numpy(dtype=float) * _signs(objectives, meta["directions"])
         if "feasible" in table.columns:  # archs that break a hard constraint are never Pareto-optimal
             table["feasible"] = table["feasible"].astype(bool)
             F[~table["feasible"].to_numpy()] = np.nan
@@ -132,7 +144,6 @@ class Front:
             for o in objectives:
                 history[o] = pd.to_numeric(history[o], errors="raise").astype("float64")
 
-        meta = dict(meta or {})
         meta["objectives"] = list(objectives)
         if "versions" not in meta:
             meta["versions"] = default_meta()["versions"]
@@ -144,10 +155,48 @@ class Front:
             self.history = _empty_history(self.objectives)
 
     # ------------------------------------------------------------------ views
+    @property
+    def directions(self) -> dict[str, str]:
+        """"min" or "max" per objective column."""
+        given = self.meta.get("directions", {})
+        return {o: given.get(o, "min") for o in self.objectives}
+
     def pareto(self) -> pd.DataFrame:
-        """The Pareto-optimal rows, sorted by the first objective (ties by the next ones), index reset."""
+        """The Pareto-optimal rows, best first by the first objective (ties by the next ones), index reset."""
         front = self.table[self.table["is_pareto"]]
-        return front.sort_values(self.objectives, kind="stable").reset_index(drop=True)
+        ascending = [d == "min" for d in self.directions.values()]
+        return front.sort_values(self.objectives, ascending=ascending, kind="stable").reset_index(drop=True)
+
+    def pick(self, by: str | None = None, **limits: float) -> pd.Series:
+        """The Pareto arch a user deploys under limits: the best by `by` (default: the first objective) among
+        the Pareto rows within every limit. Limits are `max_<column>=v` (column <= v) or `min_<column>=v`
+        (column >= v); a column may be named with or without its unit, `max_fpga_latency=3` or
+        `max_fpga_latency_ms=3`. ValueError naming the tightest limit when no Pareto arch fits."""
+        rows = self.pareto()
+        for key, value in limits.items():
+            kind, _, name = key.partition("_")
+            if kind not in ("max", "min") or not name:
+                raise UsageError(f"limit '{key}' must be max_<objective> or min_<objective>")
+            col = self._column(name)
+            inside = rows[col] <= value if kind == "max" else rows[col] >= value
+            if not inside.any():
+                have = rows[col].min() if kind == "max" else rows[col].max()
+                raise UsageError(f"no Pareto arch has {col} {'<=' if kind == 'max' else '>='} {value:g} "
+                                 f"(the front's {'lowest' if kind == 'max' else 'highest'} is {have:g})")
+            rows = rows[inside]
+        col = self._column(by) if by else self.objectives[0]
+        best = rows[col].idxmin() if self.directions.get(col, "min") == "min" else rows[col].idxmax()
+        return rows.loc[best]
+
+    def _column(self, name: str) -> str:
+        """The table column called `name`, or the objective column `name` plus a unit suffix."""
+        if name in self.table.columns:
+            return name
+        matches = [c for c in self.table.columns if c.startswith(name + "_") and c[len(name) + 1:]
+                   in {s.lstrip("_") for s in UNIT_SUFFIXES}]
+        if len(matches) == 1:
+            return matches[0]
+        raise UsageError(f"front has no column '{name}'; objectives: {', '.join(self.objectives)}")
 
     def rescore(self, column: str, values: np.ndarray) -> "Front":
         """A copy with `column` set to `values` (one per table row, in table order), e.g. 'true_err_pct'
@@ -159,7 +208,7 @@ class Front:
             raise ValueError(f"rescore({column!r}) needs {len(self.table)} values, got shape {values.shape}")
         table = self.table.copy()
         table[column] = values
-        meta = json.loads(json.dumps(self.meta))
+        meta = json.loads(json.dumps(self.meta, default=_json_default))
         if column not in meta.setdefault("rescored", []):
             meta["rescored"].append(column)
         return Front.from_evaluations(table, self.objectives, meta, self.history.copy())
@@ -176,7 +225,7 @@ class Front:
         formats = list(formats)
         bad = [f for f in formats if f not in FORMATS]
         if bad:
-            raise ValueError(f"unknown front format(s) {bad}; valid: {list(FORMATS)}")
+            raise UsageError(f"unknown front format(s) {bad}; valid: {list(FORMATS)}")
         stem = Path(stem)
         if stem.suffix.lower() in {"." + f for f in FORMATS}:
             stem = stem.with_suffix("")
@@ -226,7 +275,7 @@ class Front:
         path = Path(path)
         ext = path.suffix.lower().lstrip(".")
         if ext not in FORMATS:
-            raise ValueError(
+            raise UsageError(
                 f"cannot load a front from {str(path)!r}: extension must be one of {list(FORMATS)}"
             )
         if not path.exists():
@@ -235,12 +284,12 @@ class Front:
             try:
                 doc = json.loads(path.read_text(encoding="utf-8"))
                 if doc.get("format") != JSON_FORMAT:
-                    raise ValueError(f"format is {doc.get('format')!r}, expected {JSON_FORMAT!r}")
+                    raise CorruptFileError(f"format is {doc.get('format')!r}, expected {JSON_FORMAT!r}")
                 table = _frame_from_json(doc["table"])
                 history = _frame_from_json(doc["history"])
                 return cls(table=table, objectives=list(doc["objectives"]), meta=doc["meta"], history=history)
             except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{path} is not a valid hwnas front JSON: {e}") from None
+                raise CorruptFileError(f"{path} is not a valid hwnas front JSON: {e}") from None
         if ext == "parquet":
             try:
                 import pyarrow.parquet as pq
@@ -272,10 +321,15 @@ class Front:
         return cls(table=table, objectives=objectives, meta=meta)
 
 
+def _signs(objectives: list[str], directions: dict[str, str]) -> np.ndarray:
+    """+1 per minimised objective, -1 per maximised one."""
+    return np.array([-1.0 if directions.get(o) == "max" else 1.0 for o in objectives])
+
+
 def _infer_objectives(columns: Iterable[str]) -> list[str]:
     objectives = [c for c in columns if str(c).lower().endswith(UNIT_SUFFIXES)]
     if not objectives:
-        raise ValueError(
+        raise UsageError(
             f"cannot tell the objective columns among {list(columns)}: "
             f"none ends in a unit suffix {UNIT_SUFFIXES}"
         )

@@ -1,10 +1,10 @@
 """Pareto dominance and front-quality indicators over objective matrices (all objectives minimised).
 
 `F` is always an (n, m) float array: n points, m objectives. Rows holding a NaN are never on a front and
-are left out of every indicator. Non-dominated sorting, hypervolume and IGD are pymoo's own; this module
-only fixes one normalisation so numbers are comparable across searches: each objective is scaled by the
-ideal and nadir point of the *exact* front (e.g. over all 15,625 NB201 cells), so the exact front spans
-[0, 1]^m.
+are left out of every indicator. Non-dominated sorting, hypervolume, IGD and their zero-to-one
+normalisation are pymoo's own; this module only fixes which normalisation, so numbers are comparable across
+searches: each objective is scaled by the ideal and nadir point of the *exact* front (e.g. over all 15,625
+NB201 cells), so the exact front spans [0, 1]^m.
 
 Pure numpy + pymoo: must not import torch or anything of ours.
 """
@@ -58,15 +58,6 @@ def exact_front(F: np.ndarray) -> np.ndarray:
     return np.flatnonzero(non_dominated_mask(F))
 
 
-def normalize(F: np.ndarray, ideal: np.ndarray, nadir: np.ndarray) -> np.ndarray:
-    """`(F - ideal) / (nadir - ideal)` per objective; an objective with a zero range is only shifted."""
-    F = _as_matrix(F)
-    ideal = np.asarray(ideal, dtype=float)
-    span = np.asarray(nadir, dtype=float) - ideal
-    span = np.where(np.abs(span) > 0, span, 1.0)
-    return (F - ideal) / span
-
-
 def _ideal_nadir(exact_F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     exact_F = _as_matrix(exact_F)
     front = exact_F[non_dominated_mask(exact_F)]
@@ -78,17 +69,18 @@ def _ideal_nadir(exact_F: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def normalized_hypervolume(
     F: np.ndarray, ideal: np.ndarray, nadir: np.ndarray, ref: float = HV_REFERENCE
 ) -> float:
-    """Hypervolume of `F` after `normalize(F, ideal, nadir)`, w.r.t. the point (ref, ..., ref), divided by
-    ref**m so that 1.0 is the whole (unreachable) box [0, ref]^m. Dimensionless, in [0, 1] for points no
-    better than `ideal`. NaN rows are left out; an empty set scores 0.0.
+    """Hypervolume of `F` in pymoo's zero-to-one normalisation by `ideal` and `nadir` (an objective with a zero
+    range is only shifted), w.r.t. the normalised point (ref, ..., ref), divided by ref**m so that 1.0 is the
+    whole (unreachable) box [0, ref]^m. Dimensionless, in [0, 1] for points no better than `ideal`. NaN rows
+    are left out; an empty set scores 0.0.
     """
     F = _finite_rows(_as_matrix(F))
     m = F.shape[1]
     if len(F) == 0:
         return 0.0
-    ref_point = np.full(m, float(ref))
-    hv = HV(ref_point=ref_point)(normalize(F, ideal, nadir))
-    return float(hv) / float(ref) ** m
+    hv = HV(ref_point=np.full(m, float(ref)), norm_ref_point=False, ideal=np.asarray(ideal, dtype=float),
+            nadir=np.asarray(nadir, dtype=float), zero_to_one=True)
+    return float(hv(F)) / float(ref) ** m
 
 
 def hv_ratio(F: np.ndarray, exact_F: np.ndarray, ref: float = HV_REFERENCE) -> float:
@@ -107,8 +99,8 @@ def igd(F: np.ndarray, exact_F: np.ndarray) -> float:
     """
     exact_F = _as_matrix(exact_F)
     ideal, nadir = _ideal_nadir(exact_F)
-    pf = normalize(exact_F[non_dominated_mask(exact_F)], ideal, nadir)
     F = _finite_rows(_as_matrix(F))
     if len(F) == 0:
         return float("inf")
-    return float(IGD(pf)(normalize(F, ideal, nadir)))
+    indicator = IGD(exact_F[non_dominated_mask(exact_F)], zero_to_one=True, ideal=ideal, nadir=nadir)
+    return float(indicator(F))

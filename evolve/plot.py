@@ -12,13 +12,16 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
-from evolve.pareto import non_dominated_mask
-from supernet.atomic import atomic_write
+from hwnas.core.files import atomic_write
+
+from hwnas.core.errors import UsageError
+
+from .pareto import non_dominated_mask
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from evolve.front import Front
+    from .front import Front
 
 #: Column-name unit suffix -> how the unit is written on an axis (matched case-insensitively).
 UNIT_LABELS = {
@@ -56,9 +59,11 @@ def _new_axes(ax, **subplot_kw):
     return fig, ax
 
 
-def _front_2d(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
-    """Rows of `df` non-dominated in the (x, y) projection, sorted by x (then y)."""
-    xy = df[[x, y]].to_numpy(dtype=float)
+def _front_2d(df: pd.DataFrame, x: str, y: str, directions: dict[str, str] | None = None) -> pd.DataFrame:
+    """Rows of `df` non-dominated in the (x, y) projection (a column is minimised unless `directions` says
+    "max"), sorted by x (then y)."""
+    signs = np.array([-1.0 if (directions or {}).get(c) == "max" else 1.0 for c in (x, y)])
+    xy = df[[x, y]].to_numpy(dtype=float) * signs
     return df[non_dominated_mask(xy)].sort_values([x, y], kind="stable")
 
 
@@ -98,7 +103,7 @@ def plot_front_2d(
         ex = _front_2d(exact, x, y)
         _step(ax, ex, x, y, color="black", ls="--", lw=1.2, label=f"exact front ({len(ex)})", zorder=2)
     found = table[table["is_pareto"]].dropna(subset=[x, y])
-    line = _front_2d(found, x, y)
+    line = _front_2d(found, x, y, front.directions)
     _step(ax, line, x, y, color=color, lw=1.5, zorder=3)
     ax.scatter(found[x], found[y], s=22, color=color, edgecolor="black", linewidth=0.4,
                label=f"{label} ({len(found)})", zorder=4)
@@ -130,7 +135,7 @@ def plot_front_3d(front: "Front", x: str, y: str, z: str, ax=None, path: str | P
         import matplotlib as mpl
 
         if color_by not in table:
-            raise ValueError(f"unknown column '{color_by}' to colour by; valid: {', '.join(map(str, table.columns))}")
+            raise UsageError(f"unknown column '{color_by}' to colour by; valid: {', '.join(map(str, table.columns))}")
         values = table[color_by].astype(float)
         norm = mpl.colors.Normalize(vmin=values.min(), vmax=max(values.max(), values.min() + 1))
         cmap = mpl.colormaps["viridis"]
@@ -165,7 +170,7 @@ def plot_generations(front: "Front", x: str, y: str, ax=None, every: int = 1, pa
     pop = pop.dropna(subset=[x, y])
     gens = np.unique(pop["generation"].to_numpy())
     if len(gens) == 0:
-        raise ValueError("no generations to plot: the front's history and table are empty")
+        raise UsageError("no generations to plot: the front's history and table are empty")
     shown = list(gens[:: max(1, int(every))])
     if shown[-1] != gens[-1]:
         shown.append(gens[-1])
@@ -234,7 +239,7 @@ def plot_grid(
     import matplotlib.pyplot as plt
 
     if not fronts:
-        raise ValueError("plot_grid needs at least one front")
+        raise UsageError("plot_grid needs at least one front")
     x_of = x_of or (lambda f: f.objectives[1])
     n = len(fronts)
     ncols = max(1, min(ncols, n))

@@ -1,19 +1,28 @@
-"""`search(...)`: NSGA-II over a space's integer encoding (pymoo), and the baselines at the same budget:
-weighted-sum GA, epsilon-constraint GA and random search. Returns a `Front`.
+"""`search(space, objectives, algorithm=...)`: our `pymoo.minimize`. It returns a `Front`.
+
+The algorithm is a pymoo `Algorithm` object, or the name of a registered factory (`ALGORITHMS`):
+`nsga2` (NSGA-II), the single-objective baselines at the same budget, `wsea` (weighted-sum GA) and `cea`
+(epsilon-constraint GA), and `random` (pymoo's `RandomSearch`). All of them run through the same problem,
+callback and termination (`pop_size * generations` evaluations).
 
 The problem evaluates cheap objectives (tables, counters) first and skips expensive ones (supernet,
 device) for archs that already break a hard constraint or lack a table value; such archs are infeasible
-(pymoo's constraint domination puts them behind every feasible one) and are counted in `meta`.
+(pymoo's constraint domination puts them behind every feasible one) and are counted in `meta`. Maximised
+objectives are negated for pymoo; the Front keeps their natural values.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.algorithms.soo.nonconvex.ga import GA
+from pymoo.algorithms.soo.nonconvex.random_search import RandomSearch
+from pymoo.core.algorithm import Algorithm
 from pymoo.core.callback import Callback
 from pymoo.core.duplicate import DuplicateElimination
 from pymoo.core.problem import Problem
@@ -24,12 +33,14 @@ from pymoo.operators.sampling.rnd import IntegerRandomSampling
 from pymoo.optimize import minimize
 from tqdm.auto import tqdm
 
-from supernet.spaces.base import Arch, SearchSpace
+from hwnas.core.errors import UsageError
+from hwnas.core.registry import Registry
+from hwnas.supernet.spaces.base import Arch, SearchSpace
 
 from .front import Front, default_meta
 from .objectives import Objective
 
-ALGORITHMS = ("nsga2", "wsea", "cea", "random")
+log = logging.getLogger(__name__)
 _BIG = 1e12  # stands in for a missing value inside pymoo; such rows are infeasible anyway
 
 
@@ -42,16 +53,17 @@ class Bound:
 
 
 def parse_bounds(texts: Sequence[str]) -> list[Bound]:
-    """`["edgegpu_latency=5", "size_mb=2"]` -> bounds; ValueError naming a malformed one."""
+    """`["edgegpu_latency=5", "size_mb=2"]` -> bounds; UsageError naming a malformed one."""
     out = []
     for t in texts:
         name, sep, value = t.rpartition("=")
         try:
-            out.append(Bound(name.strip(), float(value)))
+            limit = float(value)
         except ValueError:
-            sep = ""
-        if not sep:
-            raise ValueError(f"bad bound '{t}'; expected OBJECTIVE=LIMIT, e.g. edgegpu_latency=5")
+            limit = math.nan
+        if not sep or not name.strip() or not math.isfinite(limit):
+            raise UsageError(f"bad bound '{t}'; expected OBJECTIVE=LIMIT with a finite LIMIT, e.g. edgegpu_latency=5")
+        out.append(Bound(name.strip(), limit))
     return out
 
 
@@ -61,12 +73,12 @@ class _Archive:
     def __init__(self, space: SearchSpace, objectives: list[Objective], bounds: list[Bound]):
         self.space, self.objectives, self.bounds = space, objectives, bounds
         self.rows: dict[str, dict] = {}
-        self.generation = 0
         self.evaluations = 0
         self.skipped_expensive = 0
 
-    def evaluate(self, archs: list[Arch]) -> tuple[np.ndarray, np.ndarray]:
-        """(values (n, m) with NaN where unknown, feasible (n,))."""
+    def evaluate(self, archs: list[Arch], generation: int) -> tuple[np.ndarray, np.ndarray]:
+        """(natural values (n, m) with NaN where unknown, feasible (n,)); new archs are recorded as first seen
+        in `generation`."""
         n, m = len(archs), len(self.objectives)
         self.evaluations += n
         values = np.full((n, m), np.nan)
@@ -75,7 +87,7 @@ class _Archive:
         for j in order:
             obj = self.objectives[j]
             rows = np.flatnonzero(feasible)
-            if obj.cost >= 2:
+            if obj.cost.expensive:
                 self.skipped_expensive += n - len(rows)
             if len(rows):
                 values[rows, j] = obj([archs[i] for i in rows])
@@ -88,7 +100,7 @@ class _Archive:
             if key not in self.rows:
                 self.rows[key] = {"arch_str": key, "encoding": ",".join(map(str, a)),
                                   **{o.column: values[i, j] for j, o in enumerate(self.objectives)},
-                                  "feasible": bool(feasible[i]), "generation": self.generation}
+                                  "feasible": bool(feasible[i]), "generation": generation}
         return values, feasible
 
     def table(self) -> pd.DataFrame:
@@ -97,21 +109,26 @@ class _Archive:
 
 
 class ArchProblem(Problem):
-    """pymoo problem over integer encodings; `scalarize` turns it single-objective (weighted sum or
-    epsilon-constraint), `bounds` add hard constraints."""
+    """pymoo problem over a space's integer encodings; every objective minimised (maximised ones negated).
+    `scalarize` turns it single-objective (weighted sum), `epsilon` adds the epsilon-constraints of the
+    other objectives, and one constraint marks infeasible archs (a broken bound or a missing table value).
+    The generation an arch is first seen in comes from the algorithm that asks for the evaluation."""
 
-    def __init__(self, space: SearchSpace, archive: _Archive, scalarize=None, epsilon: np.ndarray | None = None):
+    def __init__(self, space: SearchSpace, archive: _Archive, scalarize: Callable | None = None,
+                 epsilon: np.ndarray | None = None):
         self.space, self.archive, self.scalarize, self.epsilon = space, archive, scalarize, epsilon
+        self.signs = np.array([o.direction.sign for o in archive.objectives])
         m = len(archive.objectives)
         n_obj = 1 if scalarize is not None else m
         n_constr = 1 + (m - 1 if epsilon is not None else 0)
         xu = np.array(space.num_choices) - 1
         super().__init__(n_var=len(xu), n_obj=n_obj, n_ieq_constr=n_constr, xl=np.zeros_like(xu), xu=xu, vtype=int)
 
-    def _evaluate(self, X, out, *args, **kwargs):
+    def _evaluate(self, X, out, *args, algorithm: Algorithm | None = None, **kwargs):
         archs = [self.space.decode(x) for x in X]
-        values, feasible = self.archive.evaluate(archs)
-        filled = np.where(np.isnan(values), _BIG, values)
+        generation = int(algorithm.n_iter) if algorithm is not None and algorithm.n_iter is not None else 0
+        values, feasible = self.archive.evaluate(archs, generation)
+        filled = np.where(np.isnan(values), _BIG, values * self.signs)
         G = [np.where(feasible, -1.0, 1.0)]
         if self.epsilon is not None:
             G += [filled[:, j] - self.epsilon[j - 1] for j in range(1, filled.shape[1])]
@@ -120,7 +137,12 @@ class ArchProblem(Problem):
 
 
 class CanonicalDuplicates(DuplicateElimination):
-    """Treat isomorphic archs as duplicates, so a generation never pays twice for one cell."""
+    """Treat isomorphic archs as duplicates, so a generation never pays twice for one cell.
+
+    Written as a `DuplicateElimination` rather than pymoo's `HashDuplicateElimination(func=...)`: that class
+    applies its `func` twice (`h = func(func(ind))`), so a function from an individual to its canonical arch
+    would be called again on the arch it returned.
+    """
 
     def __init__(self, space: SearchSpace):
         super().__init__()
@@ -141,7 +163,7 @@ class CanonicalDuplicates(DuplicateElimination):
 
 
 class _History(Callback):
-    """Per generation: the population (for plots), progress bar, archive generation counter."""
+    """Per generation: the population (for plots and `Front.history`) and the progress bar."""
 
     def __init__(self, archive: _Archive, generations: int, progress: bool, desc: str):
         super().__init__()
@@ -149,80 +171,136 @@ class _History(Callback):
         self.bar = tqdm(total=generations, desc=desc, unit="gen", disable=not progress, leave=False)
 
     def notify(self, algorithm):
-        gen = algorithm.n_gen
+        gen = int(algorithm.n_iter)
         cols = [o.column for o in self.archive.objectives]
         for x in algorithm.pop.get("X"):
             row = self.archive.rows[self.archive.space.to_str(self.archive.space.decode(x))]
             self.rows.append({"generation": gen, "arch_str": row["arch_str"], **{c: row[c] for c in cols}})
-        self.archive.generation = gen + 1
         self.bar.update(1)
         self.bar.set_postfix(evals=self.archive.evaluations, archs=len(self.archive.rows))
+        log.debug("generation %d: %d evaluations, %d distinct archs", gen, self.archive.evaluations,
+                  len(self.archive.rows))
 
 
-def _random_stats(space: SearchSpace, objectives: list[Objective], n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed + 7919)
-    archs = [space.sample(rng) for _ in range(n)]
-    return np.column_stack([o(archs) for o in objectives])
+# ------------------------------------------------------------------------------------------ algorithms
+@dataclass
+class Plan:
+    """What an algorithm factory returns: the pymoo algorithm, and how the problem is posed to it (a
+    weighted sum, epsilon-constraints), with what the factory learnt on the way (`info`, into `meta`)."""
+
+    algorithm: Algorithm
+    scalarize: Callable[[np.ndarray], np.ndarray] | None = None
+    epsilon: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
 
 
-def search(space: SearchSpace, objectives: Sequence[Objective], algorithm: str = "nsga2", pop_size: int = 50,
-           generations: int = 20, seed: int = 0, bounds: Sequence[Bound] = (), stats_samples: int = 1000,
-           cea_percentile: float = 60.0, progress: bool = True, meta: dict | None = None) -> Front:
-    """Search `space` for archs minimising `objectives`; the first objective is the accuracy side.
+@dataclass
+class SearchSetup:
+    """What an algorithm factory may use: the space, the objectives, the population size, the seed, and the
+    baselines' settings (random archs for statistics; CEA's percentile)."""
 
-    Budget: `pop_size * generations` evaluations for every algorithm. `wsea` minimises the sum of the
-    objectives standardised by mean/std over `stats_samples` random archs; `cea` minimises the first
-    objective with the others bounded by their `cea_percentile`-th percentile over those archs.
-    Returns a Front of every arch evaluated, Pareto rows marked, with per-generation history.
+    space: SearchSpace
+    objectives: list[Objective]
+    pop_size: int
+    seed: int
+    stats_samples: int = 1000
+    cea_percentile: float = 60.0
+
+    def operators(self) -> dict[str, Any]:
+        """The variation operators every GA here uses: integer sampling, SBX and polynomial mutation with
+        rounding, and canonical duplicate elimination."""
+        return dict(sampling=IntegerRandomSampling(),
+                    crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
+                    mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
+                    eliminate_duplicates=CanonicalDuplicates(self.space))
+
+    def random_stats(self) -> np.ndarray:
+        """The (minimised) objective values of `stats_samples` random archs (a seeded stream of their own)."""
+        rng = np.random.default_rng(self.seed + 7919)
+        archs = [self.space.sample(rng) for _ in range(self.stats_samples)]
+        return np.column_stack([o.direction.sign * o(archs) for o in self.objectives])
+
+
+ALGORITHMS: Registry[Callable[[SearchSetup], Plan]] = Registry("algorithm")
+
+
+@ALGORITHMS.register("nsga2")
+def _nsga2(setup: SearchSetup) -> Plan:
+    """NSGA-II (Deb et al., 2002) over the objectives."""
+    return Plan(NSGA2(pop_size=setup.pop_size, **setup.operators()))
+
+
+@ALGORITHMS.register("wsea")
+def _wsea(setup: SearchSetup) -> Plan:
+    """A GA on the sum of the objectives standardised by their mean and std over random archs."""
+    stats = setup.random_stats()
+    mu, sd = np.nanmean(stats, axis=0), np.nanstd(stats, axis=0) + 1e-12
+    return Plan(GA(pop_size=setup.pop_size, **setup.operators()),
+                scalarize=lambda F: ((F - mu) / sd).sum(axis=1, keepdims=True),
+                info={"wsea_mean": mu.tolist(), "wsea_std": sd.tolist()})
+
+
+@ALGORITHMS.register("cea")
+def _cea(setup: SearchSetup) -> Plan:
+    """A GA on the first objective with the others bounded by their `cea_percentile`-th percentile over
+    random archs (epsilon-constraint)."""
+    stats = setup.random_stats()
+    epsilon = np.nanpercentile(stats[:, 1:], setup.cea_percentile, axis=0)
+    return Plan(GA(pop_size=setup.pop_size, **setup.operators()), scalarize=lambda F: F[:, :1], epsilon=epsilon,
+                info={"cea_bounds": dict(zip([o.column for o in setup.objectives[1:]], epsilon.tolist()))})
+
+
+@ALGORITHMS.register("random")
+def _random(setup: SearchSetup) -> Plan:
+    """pymoo's RandomSearch: `pop_size` uniformly random encodings per generation."""
+    return Plan(RandomSearch(n_points_per_iteration=setup.pop_size, sampling=IntegerRandomSampling()))
+
+
+def list_algorithms(pattern: str | None = None) -> list[str]:
+    """Names of the registered search algorithms."""
+    return ALGORITHMS.list(pattern)
+
+
+# ------------------------------------------------------------------------------------------ search
+def search(space: SearchSpace, objectives: Sequence[Objective], algorithm: str | Algorithm = "nsga2",
+           pop_size: int = 50, generations: int = 20, seed: int = 0, bounds: Sequence[Bound] = (),
+           stats_samples: int = 1000, cea_percentile: float = 60.0, progress: bool = True,
+           meta: dict | None = None) -> Front:
+    """Search `space` for archs optimising `objectives`; the first objective is the accuracy side.
+
+    `algorithm` is a registered name (`list_algorithms()`) or a pymoo `Algorithm` posed the multi-objective
+    problem as it is. Budget: `generations` generations of `pop_size` (`pop_size * generations` evaluations)
+    for every algorithm. `wsea` minimises the sum of the objectives standardised by mean/std over
+    `stats_samples` random archs; `cea` minimises the first objective with the others bounded by their
+    `cea_percentile`-th percentile over those archs. Returns a Front of every arch evaluated, Pareto rows
+    marked, with per-generation history.
     """
     objectives = list(objectives)
-    if algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm '{algorithm}'; valid: {', '.join(ALGORITHMS)}")
     names = {o.name for o in objectives}
     for b in bounds:
         if b.objective not in names:
-            raise ValueError(f"bound on '{b.objective}', which is not an objective here; objectives: "
+            raise UsageError(f"bound on '{b.objective}', which is not an objective here; objectives: "
                              f"{', '.join(sorted(names))}")
     if pop_size < 2 or generations < 1:
-        raise ValueError(f"need pop_size >= 2 and generations >= 1, got {pop_size} and {generations}")
-    archive = _Archive(space, objectives, list(bounds))
-    info: dict = {}
-    history = _History(archive, generations, progress, desc=f"{algorithm} {objectives[-1].name}")
-    if algorithm == "random":
-        rng = np.random.default_rng(seed)
-        for g in range(generations):
-            archive.generation = g + 1
-            archs = [space.sample(rng) for _ in range(pop_size)]
-            archive.evaluate(archs)
-            history.rows += [{"generation": g + 1, **{k: archive.rows[space.to_str(a)][k]
-                              for k in ["arch_str", *[o.column for o in objectives]]}} for a in archs]
-            history.bar.update(1)
+        raise UsageError(f"need pop_size >= 2 and generations >= 1, got {pop_size} and {generations}")
+    if isinstance(algorithm, Algorithm):
+        plan, label = Plan(algorithm), type(algorithm).__name__
     else:
-        scalarize = epsilon = None
-        if algorithm in ("wsea", "cea"):
-            stats = _random_stats(space, objectives, stats_samples, seed)
-            if algorithm == "wsea":
-                mu, sd = np.nanmean(stats, axis=0), np.nanstd(stats, axis=0) + 1e-12
-                info.update(wsea_mean=mu.tolist(), wsea_std=sd.tolist())
-                scalarize = lambda F: ((F - mu) / sd).sum(axis=1, keepdims=True)  # noqa: E731
-            else:
-                epsilon = np.nanpercentile(stats[:, 1:], cea_percentile, axis=0)
-                info.update(cea_bounds=dict(zip([o.column for o in objectives[1:]], epsilon.tolist())))
-                scalarize = lambda F: F[:, :1]  # noqa: E731
-        problem = ArchProblem(space, archive, scalarize, epsilon)
-        ops = dict(sampling=IntegerRandomSampling(),
-                   crossover=SBX(prob=0.9, eta=3.0, vtype=float, repair=RoundingRepair()),
-                   mutation=PM(prob=1.0, eta=3.0, vtype=float, repair=RoundingRepair()),
-                   eliminate_duplicates=CanonicalDuplicates(space))
-        algo = NSGA2(pop_size=pop_size, **ops) if algorithm == "nsga2" else GA(pop_size=pop_size, **ops)
-        archive.generation = 1
-        res = minimize(problem, algo, ("n_gen", generations), seed=seed, callback=history, verbose=False)
-        if algorithm in ("wsea", "cea") and res.X is not None:
-            info["picked"] = space.to_str(space.decode(np.atleast_2d(res.X)[0]))
-    history.bar.close()
+        factory = ALGORITHMS.get(algorithm)
+        plan, label = factory(SearchSetup(space, objectives, pop_size, seed, stats_samples, cea_percentile)), algorithm
+    archive = _Archive(space, objectives, list(bounds))
+    history = _History(archive, generations, progress, desc=f"{label} {objectives[-1].name}")
+    problem = ArchProblem(space, archive, plan.scalarize, plan.epsilon)
+    try:
+        res = minimize(problem, plan.algorithm, ("n_gen", generations), seed=seed, callback=history, verbose=False)
+    finally:
+        history.bar.close()
+    info = dict(plan.info)
+    if plan.scalarize is not None and res.X is not None:
+        info["picked"] = space.to_str(space.decode(np.atleast_2d(res.X)[0]))
     table = archive.table()
     cols = [o.column for o in objectives]
-    meta = default_meta(**(meta or {}), algorithm=algorithm, pop_size=pop_size, generations=generations,
+    meta = default_meta(**(meta or {}), algorithm=label, pop_size=pop_size, generations=generations,
                         seed=seed, space=space.name, evaluations=archive.evaluations, distinct_archs=len(table),
                         missing_values={c: int(table[c].isna().sum()) for c in cols},
                         infeasible=int((~table["feasible"]).sum()),
@@ -230,5 +308,9 @@ def search(space: SearchSpace, objectives: Sequence[Objective], algorithm: str =
                         sources={o.column: o.source for o in objectives}, **info)
     if archive.skipped_expensive:
         meta["expensive_evaluations_skipped"] = archive.skipped_expensive
+    directions = {o.column: o.direction.value for o in objectives}
+    log.info("%s: %d evaluations, %d distinct archs, %d infeasible", label, archive.evaluations, len(table),
+             meta["infeasible"])
     return Front.from_evaluations(table, cols, meta, pd.DataFrame(history.rows, columns=["generation", "arch_str",
-                                                                                           *cols]))
+                                                                                           *cols]),
+                                  directions=directions)

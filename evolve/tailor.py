@@ -15,6 +15,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from hwnas.core.errors import CorruptFileError, UsageError
+
 EXPONENTS = np.round(np.arange(0.2, 3.0001, 0.01), 2)
 
 
@@ -22,7 +24,7 @@ def fit_power_law(x: Sequence[float], y: Sequence[float]) -> tuple[float, float,
     """(k, a, b) minimising the squared error of k * x^a + b over `x`, `y` (a in 0.2..3)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 3:
-        raise ValueError(f"fitting k * x^a + b needs at least 3 points, got {len(x)}")
+        raise UsageError(f"fitting k * x^a + b needs at least 3 points, got {len(x)}")
     best = (np.inf, 0.0, 1.0, float(np.mean(y)))
     for a in EXPONENTS:
         design = np.column_stack([x ** a, np.ones_like(x)])
@@ -41,7 +43,7 @@ def uniform_widths(candidates: Sequence[int], groups: int) -> list[int]:
 
 def _check_groups(candidates: Sequence[int], groups: int) -> int:
     if not 1 <= groups <= len(candidates):
-        raise ValueError(f"--groups must be in 1..{len(candidates)} (the number of candidate widths), got {groups}")
+        raise UsageError(f"--groups must be in 1..{len(candidates)} (the number of candidate widths), got {groups}")
     return groups
 
 
@@ -49,7 +51,7 @@ def tailor_widths(candidates: Sequence[int], latency_ms: Sequence[float], groups
     """Tailored counts for one width decision (see module docstring): returns {"chosen", "uniform",
     "fit": {"k", "a", "b"}, "score"} with `score` aligned to the sorted candidates."""
     if len(candidates) != len(latency_ms):
-        raise ValueError(f"{len(candidates)} candidates but {len(latency_ms)} latencies")
+        raise UsageError(f"{len(candidates)} candidates but {len(latency_ms)} latencies")
     order = np.argsort(candidates)
     x = np.asarray(candidates, dtype=float)[order]
     y = np.asarray(latency_ms, dtype=float)[order]
@@ -67,7 +69,7 @@ def tailor_space(space, latency: Callable, channels: int = 16, groups: int = 8,
     `latency(module, input_shape) -> ms` times one block. Returns the report `hwnas space tailor` writes,
     whose "space_options" make the space use the tailored widths."""
     if not hasattr(space, "width_probes"):
-        raise ValueError(f"space '{space.name}' has no width decision to tailor; tailorable: mobilenet")
+        raise UsageError(f"space '{space.name}' has no width decision to tailor; tailorable: mobilenet")
     from tqdm.auto import tqdm
 
     probes = space.width_probes(channels, input_shape, **probe_options)
@@ -93,30 +95,28 @@ def load_tailored(path: str | Path, space: str, channels: int) -> dict:
     try:
         doc = json.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise ValueError(f"tailored widths file '{path}' not found (write one with `hwnas space tailor`)") from None
+        raise FileNotFoundError(f"tailored widths file '{path}' not found (write one with `hwnas space tailor`)") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"'{path}' is not a tailored widths file (bad JSON: {exc.msg})") from None
+        raise CorruptFileError(f"'{path}' is not a tailored widths file (bad JSON: {exc.msg})") from None
     if not isinstance(doc, dict) or "space_options" not in doc or "space" not in doc:
-        raise ValueError(f"'{path}' is not a tailored widths file (no 'space' / 'space_options')")
+        raise CorruptFileError(f"'{path}' is not a tailored widths file (no 'space' / 'space_options')")
     if doc["space"] != space:
-        raise ValueError(f"'{path}' tailors space '{doc['space']}', not '{space}'")
+        raise UsageError(f"'{path}' tailors space '{doc['space']}', not '{space}'")
     if doc.get("channels") != channels:
-        raise ValueError(f"'{path}' was tailored for C={doc.get('channels')}, not C={channels}")
+        raise UsageError(f"'{path}' was tailored for C={doc.get('channels')}, not C={channels}")
     return dict(doc["space_options"])
 
 
 def plot_tailoring(report: dict, path: str | Path) -> Path:
     """One panel per width decision: measured latency over candidate widths, the fitted trend, and the
     tailored (filled) vs uniform (hollow) picks. Written atomically."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from supernet.atomic import atomic_write
+    from hwnas.core.files import atomic_write
 
     stages = report["stages"]
-    fig, axes = plt.subplots(1, len(stages), figsize=(3.2 * len(stages), 3.0), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(stages), 3.0))
+    axes = fig.subplots(1, len(stages), squeeze=False)
     for ax, st in zip(axes[0], stages):
         x, y = np.asarray(st["candidates"]), np.asarray(st["latency_ms"])
         f = st["fit"]
@@ -133,5 +133,4 @@ def plot_tailoring(report: dict, path: str | Path) -> Path:
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     out = atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
     return out

@@ -35,7 +35,10 @@ from typing import Any
 
 import torch
 
+from hwnas.core.errors import UsageError
+
 from .measure import check_target, describe_target, measure
+from .tokens import read_token
 
 Builder = Callable[[dict], Any]
 
@@ -292,13 +295,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
+    raise UsageError(f"{name} is not valid JSON")
 
 
 def _int_in(request: dict, key: str, default: int, lo: int, hi: int) -> int:
     value = request.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"'{key}' must be an integer in {lo}..{hi}, got {value!r}")
+        raise UsageError(f"'{key}' must be an integer in {lo}..{hi}, got {value!r}")
     return value
 
 
@@ -307,9 +310,9 @@ def _input_shape(request: dict) -> tuple[int, ...]:
     ok = (isinstance(shape, list) and len(shape) == 4
           and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in shape))
     if not ok:
-        raise ValueError(f"'input_shape' must be a list of 4 positive integers (N, C, H, W), got {shape!r}")
+        raise UsageError(f"'input_shape' must be a list of 4 positive integers (N, C, H, W), got {shape!r}")
     if math.prod(shape) > MAX_INPUT_ELEMENTS:
-        raise ValueError(f"'input_shape' {shape} has {math.prod(shape)} elements; the limit is {MAX_INPUT_ELEMENTS}")
+        raise UsageError(f"'input_shape' {shape} has {math.prod(shape)} elements; the limit is {MAX_INPUT_ELEMENTS}")
     return tuple(shape)
 
 
@@ -321,10 +324,10 @@ def validate_measure_params(request: dict, target: str) -> dict:
     ValueError naming the bad value. `target` is the agent's; a request may repeat it but not change it."""
     unknown = sorted(set(request) - REQUEST_KEYS)
     if unknown:
-        raise ValueError(f"unknown request key {unknown[0]!r}; valid: {', '.join(sorted(REQUEST_KEYS))}")
+        raise UsageError(f"unknown request key {unknown[0]!r}; valid: {', '.join(sorted(REQUEST_KEYS))}")
     asked = request.get("target", target)
     if asked != target:
-        raise ValueError(f"this agent measures target '{target}', not {asked!r}")
+        raise UsageError(f"this agent measures target '{target}', not {asked!r}")
     return {"target": target, "input_shape": _input_shape(request),
             "warmup": _int_in(request, "warmup", 10, *WARMUP_RANGE),
             "repeats": _int_in(request, "repeats", 50, *REPEATS_RANGE)}
@@ -333,9 +336,9 @@ def validate_measure_params(request: dict, target: str) -> dict:
 def _check_token_text(token: str) -> str:
     token = token.strip()
     if not token:
-        raise ValueError("the agent token is empty")
+        raise UsageError("the agent token is empty")
     if not all(33 <= ord(c) < 127 for c in token):
-        raise ValueError("the agent token must be printable ASCII without spaces")
+        raise UsageError("the agent token must be printable ASCII without spaces")
     return token
 
 
@@ -347,29 +350,16 @@ def make_server(builder: Builder, token: str, host: str = "127.0.0.1", port: int
     raises ValueError for a bad description. `threads` fixes the CPU thread count of every measurement."""
     check_target(target)
     if max_concurrent < 1 or max_body_bytes < 1:
-        raise ValueError(f"need max_concurrent >= 1 and max_body_bytes >= 1; got {max_concurrent}, {max_body_bytes}")
+        raise UsageError(f"need max_concurrent >= 1 and max_body_bytes >= 1; got {max_concurrent}, {max_body_bytes}")
     return AgentServer((host, port), builder, _check_token_text(token), max_concurrent=max_concurrent,
                        max_body_bytes=max_body_bytes, target=target, threads=threads, log=log)
-
-
-def read_token_file(path: str | os.PathLike) -> str:
-    """The token stored in `path` (surrounding whitespace stripped); ValueError if missing or empty."""
-    hint = "create one with: python -c \"import secrets; print(secrets.token_hex(32))\" > FILE"
-    try:
-        with open(path, encoding="utf-8") as f:
-            token = f.read().strip()
-    except FileNotFoundError:
-        raise ValueError(f"token file '{path}' not found; {hint}") from None
-    if not token:
-        raise ValueError(f"token file '{path}' is empty; {hint}")
-    return token
 
 
 def serve(builder: Builder, token_file: str | os.PathLike, host: str = "127.0.0.1", port: int = 8765,
           max_concurrent: int = 4, max_body_bytes: int = 65536, target: str = "cpu",
           threads: int | None = None) -> None:
     """Run an agent until Ctrl-C, with the token read from `token_file`; prints its address first."""
-    token = read_token_file(token_file)
+    token = read_token(token_file)
     if os.name == "posix" and os.stat(token_file).st_mode & 0o077:
         print(f"agent: warning: token file '{token_file}' is readable by others (chmod 600 it)", file=sys.stderr)
     server = make_server(builder, token, host=host, port=port, max_concurrent=max_concurrent,

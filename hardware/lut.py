@@ -10,22 +10,23 @@ terms. Which blocks exist and which ones an arch uses is the search space's busi
 A table is saved as JSON (everything) or CSV (one row per block; the target description and settings
 go to a `#`-comment header), always atomically.
 
-Imports nothing of ours.
+Imports nothing of ours but `hwnas.core`.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch.nn as nn
-from scipy import stats
+
+from hwnas.core.errors import CorruptFileError, UsageError
+from hwnas.core.files import atomic_write_text
+from hwnas.core.stats import rank_correlation
 
 from .measure import describe_target, measure
 
@@ -44,7 +45,7 @@ class LatencyTable:
     def latency(self, block: str) -> float:
         """Median latency (ms) of one block; ValueError naming it if the table lacks it."""
         if block not in self.entries:
-            raise ValueError(f"block '{block}' is not in this lookup table ({len(self.entries)} blocks, built "
+            raise UsageError(f"block '{block}' is not in this lookup table ({len(self.entries)} blocks, built "
                              f"for {self.meta or 'another network'}); rebuild it with `hwnas lut build`")
         return float(self.entries[block]["median_ms"])
 
@@ -71,18 +72,8 @@ class LatencyTable:
         """Write JSON or CSV by the file's suffix, atomically (temp file + rename)."""
         path = Path(path)
         if path.suffix not in (".json", ".csv"):
-            raise ValueError(f"lookup table file '{path}' must end in .json or .csv")
-        text = self.to_json() if path.suffix == ".json" else self.to_csv()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return path
+            raise UsageError(f"lookup table file '{path}' must end in .json or .csv")
+        return atomic_write_text(path, self.to_json() if path.suffix == ".json" else self.to_csv())
 
     @classmethod
     def load(cls, path: str | Path) -> "LatencyTable":
@@ -96,7 +87,7 @@ class LatencyTable:
                 return cls(d["target"], d["settings"], d["entries"], d.get("meta", {}))
             return cls._from_csv(path.read_text())
         except (KeyError, ValueError, IndexError, json.JSONDecodeError) as exc:
-            raise ValueError(f"'{path}' is not a latency lookup table ({exc})") from None
+            raise CorruptFileError(f"'{path}' is not a latency lookup table ({exc})") from None
 
     @classmethod
     def _from_csv(cls, text: str) -> "LatencyTable":
@@ -109,7 +100,7 @@ class LatencyTable:
                 rows.append(line)
         reader = csv.DictReader(rows)
         if tuple(reader.fieldnames or ()) != LUT_FIELDS:
-            raise ValueError(f"columns {reader.fieldnames}, expected {list(LUT_FIELDS)}")
+            raise UsageError(f"columns {reader.fieldnames}, expected {list(LUT_FIELDS)}")
         entries = {r["block"]: {"median_ms": float(r["median_ms"]), "iqr_ms": float(r["iqr_ms"]),
                                 "cv": float(r["cv"]), "input_shape": [int(s) for s in r["input_shape"].split("x")]}
                    for r in reader}
@@ -138,7 +129,7 @@ def rank_agreement(predicted: Sequence[float], measured: Sequence[float]) -> dic
     ratio predicted / measured and the mean absolute percentage error."""
     p, m = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
     if p.shape != m.shape or len(p) < 3:
-        raise ValueError(f"need two equally long series of at least 3 values; got {len(p)} and {len(m)}")
-    return {"n": len(p), "spearman": float(stats.spearmanr(p, m).statistic),
-            "kendall": float(stats.kendalltau(p, m).statistic), "median_ratio": float(np.median(p / m)),
-            "mape_pct": float(np.mean(np.abs(p - m) / m) * 100)}
+        raise UsageError(f"need two equally long series of at least 3 values; got {len(p)} and {len(m)}")
+    corr = rank_correlation(p, m)
+    return {"n": len(p), "spearman": corr["spearman"], "kendall": corr["kendall"],
+            "median_ratio": float(np.median(p / m)), "mape_pct": float(np.mean(np.abs(p - m) / m) * 100)}

@@ -13,7 +13,7 @@ above the threshold, flagged `noisy` rather than silently trusted.
 - `onnxruntime[-cuda]`: the model is exported to ONNX (opset 17, TorchScript exporter) and timed in an
   `InferenceSession` with the CPU (or CUDA) execution provider; `threads` sets its intra-op threads.
 
-Imports nothing of ours.
+Imports nothing of ours but `hwnas.core`.
 """
 from __future__ import annotations
 
@@ -29,9 +29,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from hwnas.core.errors import UsageError
+from hwnas.core.registry import Registry
+
 from .counters import module_device
 
-TARGETS = ("cpu", "cuda", "onnxruntime", "onnxruntime-cuda")
 
 
 @dataclass
@@ -70,19 +72,32 @@ class Timing:
                    cv=std / mean if mean > 0 else 0.0, min_ms=float(t.min()), runs=len(t), **info)
 
 
+@dataclass(frozen=True)
+class Target:
+    """A place to time a model: `runner(model, input_shape, threads)` returns a closure doing one forward pass
+    and returning its time in ms; `unavailable()` says why this machine cannot time on it (None when it can);
+    `describe()` adds what identifies the target beyond the host (GPU name, library version)."""
+
+    name: str
+    runner: Callable[[nn.Module, tuple[int, ...], int | None], Callable[[], float]]
+    unavailable: Callable[[], str | None]
+    describe: Callable[[], dict]
+    doc: str
+
+
+TARGETS: Registry[Target] = Registry("target")
+
+
 def check_target(target: str) -> None:
-    """ValueError naming `target` and the valid ones if it is unknown or unavailable on this machine."""
-    if target not in TARGETS:
-        raise ValueError(f"unknown target '{target}'; valid: {', '.join(TARGETS)}")
-    if target in ("cuda", "onnxruntime-cuda") and not torch.cuda.is_available():
-        raise ValueError(f"target '{target}' needs a CUDA GPU, and torch sees none here; use cpu or onnxruntime")
-    if target.startswith("onnxruntime"):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ValueError(f"target '{target}' needs onnxruntime: pip install -e \".[onnx]\"") from None
-        if target == "onnxruntime-cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-            raise ValueError("target 'onnxruntime-cuda' needs onnxruntime-gpu (CUDAExecutionProvider is missing)")
+    """UsageError naming `target` and the valid ones if it is unknown or unavailable on this machine."""
+    reason = TARGETS.get(target).unavailable()
+    if reason:
+        raise UsageError(f"target '{target}' {reason}")
+
+
+def list_targets(available_only: bool = False) -> list[str]:
+    """Registered measurement targets (those this machine can time on, with `available_only`)."""
+    return [t for t in TARGETS.list() if not available_only or TARGETS.get(t).unavailable() is None]
 
 
 def _cpu_name() -> str:
@@ -103,13 +118,7 @@ def describe_target(target: str = "cpu", threads: int | None = None) -> dict:
     d = {"target": target, "host": platform.node(), "machine": platform.machine(), "cpu": _cpu_name(),
          "cpu_count": os.cpu_count(), "torch": torch.__version__,
          "threads": threads if threads is not None else torch.get_num_threads()}
-    if target in ("cuda", "onnxruntime-cuda"):
-        d["gpu"] = torch.cuda.get_device_name(0)
-    if target.startswith("onnxruntime"):
-        import onnxruntime as ort
-
-        d["onnxruntime"] = ort.__version__
-    return d
+    return {**d, **TARGETS.get(target).describe()}
 
 
 def onnx_bytes(model: nn.Module, input_shape: Sequence[int], opset: int = 17, dynamic_batch: bool = False) -> bytes:
@@ -125,45 +134,86 @@ def onnx_bytes(model: nn.Module, input_shape: Sequence[int], opset: int = 17, dy
     return buf.getvalue()
 
 
-def _runner(model: nn.Module, target: str, input_shape: tuple[int, ...],
-            threads: int | None) -> Callable[[], float]:
-    """A closure doing one forward pass and returning its time in ms."""
-    if target == "cpu":
-        model = model.cpu()
-        x = torch.randn(input_shape)
-
-        def run() -> float:
-            t0 = time.perf_counter()
-            model(x)
-            return (time.perf_counter() - t0) * 1e3
-        return run
-    if target == "cuda":
-        model = model.cuda()
-        x = torch.randn(input_shape, device="cuda")
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-
-        def run() -> float:
-            start.record()
-            model(x)
-            end.record()
-            torch.cuda.synchronize()
-            return start.elapsed_time(end)
-        return run
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads is not None:
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-    providers = ["CUDAExecutionProvider"] if target == "onnxruntime-cuda" else ["CPUExecutionProvider"]
-    session = ort.InferenceSession(onnx_bytes(model.cpu(), input_shape), opts, providers=providers)
-    feed = {session.get_inputs()[0].name: np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)}
+def _cpu_runner(model: nn.Module, input_shape: tuple[int, ...], threads: int | None) -> Callable[[], float]:
+    model = model.cpu()
+    x = torch.randn(input_shape)
 
     def run() -> float:
         t0 = time.perf_counter()
-        session.run(None, feed)
+        model(x)
         return (time.perf_counter() - t0) * 1e3
     return run
+
+
+def _cuda_runner(model: nn.Module, input_shape: tuple[int, ...], threads: int | None) -> Callable[[], float]:
+    model = model.cuda()
+    x = torch.randn(input_shape, device="cuda")
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def run() -> float:
+        start.record()
+        model(x)
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
+    return run
+
+
+def _onnxruntime_runner(provider: str):
+    def make(model: nn.Module, input_shape: tuple[int, ...], threads: int | None) -> Callable[[], float]:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        session = ort.InferenceSession(onnx_bytes(model.cpu(), input_shape), opts, providers=[provider])
+        feed = {session.get_inputs()[0].name:
+                np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)}
+
+        def run() -> float:
+            t0 = time.perf_counter()
+            session.run(None, feed)
+            return (time.perf_counter() - t0) * 1e3
+        return run
+    return make
+
+
+def _no_gpu() -> str | None:
+    return None if torch.cuda.is_available() else "needs a CUDA GPU, and torch sees none here; use cpu or onnxruntime"
+
+
+def _no_onnxruntime(provider: str | None = None) -> str | None:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return "needs onnxruntime: pip install -e \".[onnx]\""
+    if provider and provider not in ort.get_available_providers():
+        return f"needs onnxruntime-gpu ({provider} is missing)"
+    return None
+
+
+def _gpu_name() -> dict:
+    return {"gpu": torch.cuda.get_device_name(0)}
+
+
+def _onnxruntime_version() -> dict:
+    import onnxruntime as ort
+
+    return {"onnxruntime": ort.__version__}
+
+
+for _target in (
+    Target("cpu", _cpu_runner, lambda: None, dict, "PyTorch eager on the CPU, fixed thread count, wall clock"),
+    Target("cuda", _cuda_runner, _no_gpu, _gpu_name, "PyTorch eager on the GPU, timed with CUDA events"),
+    Target("onnxruntime", _onnxruntime_runner("CPUExecutionProvider"), _no_onnxruntime, _onnxruntime_version,
+           "the exported ONNX graph in onnxruntime's CPU execution provider"),
+    Target("onnxruntime-cuda", _onnxruntime_runner("CUDAExecutionProvider"),
+           lambda: _no_gpu() or _no_onnxruntime("CUDAExecutionProvider"),
+           lambda: {**_gpu_name(), **_onnxruntime_version()},
+           "the exported ONNX graph in onnxruntime's CUDA execution provider"),
+):
+    TARGETS.register(_target.name, _target)
 
 
 @torch.no_grad()
@@ -173,7 +223,7 @@ def measure(model: nn.Module, target: str = "cpu", input_shape: Sequence[int] = 
     """Time `model` on `target` (see module docstring for the protocol); the model is put in eval mode."""
     check_target(target)
     if repeats < 1 or warmup < 0 or max_attempts < 1:
-        raise ValueError(f"need repeats >= 1, warmup >= 0, max_attempts >= 1; got {repeats}, {warmup}, {max_attempts}")
+        raise UsageError(f"need repeats >= 1, warmup >= 0, max_attempts >= 1; got {repeats}, {warmup}, {max_attempts}")
     shape = tuple(int(s) for s in input_shape)
     was_training, device = model.training, module_device(model)
     model.eval()
@@ -181,7 +231,7 @@ def measure(model: nn.Module, target: str = "cpu", input_shape: Sequence[int] = 
     if threads is not None and target == "cpu":
         torch.set_num_threads(threads)
     try:
-        run = _runner(model, target, shape, threads)
+        run = TARGETS.get(target).runner(model, shape, threads)
         best: Timing | None = None
         for attempt in range(1, max_attempts + 1):
             for _ in range(warmup):

@@ -14,32 +14,13 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-TOKEN_ENV = "HWNAS_AGENT_TOKEN"
+from hwnas.core.errors import AuthError, RemoteError, UsageError
 
-
-def read_token(path: str | os.PathLike | None = None) -> str:
-    """The agent token: from the file `path` if given, else from $HWNAS_AGENT_TOKEN; ValueError if neither
-    holds one."""
-    if path is not None:
-        try:
-            token = Path(path).read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            raise ValueError(f"token file '{path}' not found") from None
-        if not token:
-            raise ValueError(f"token file '{path}' is empty")
-        return token
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    if not token:
-        raise ValueError(f"no agent token: pass the agent's token file (--agent-token-file FILE) "
-                         f"or set the environment variable {TOKEN_ENV}")
-    return token
-
+from .tokens import TOKEN_ENV
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):
@@ -56,11 +37,11 @@ class RemoteDevice:
     def __init__(self, url: str, token: str, timeout: float = 60.0, retries: int = 3, backoff: float = 0.5):
         url = url.strip().rstrip("/")
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"agent URL '{url}' must start with http:// or https://")
+            raise UsageError(f"agent URL '{url}' must start with http:// or https://")
         if not token or not token.strip():
-            raise ValueError("empty agent token")
+            raise UsageError("empty agent token")
         if retries < 0 or timeout <= 0 or backoff < 0:
-            raise ValueError(f"need retries >= 0, timeout > 0, backoff >= 0; got {retries}, {timeout}, {backoff}")
+            raise UsageError(f"need retries >= 0, timeout > 0, backoff >= 0; got {retries}, {timeout}, {backoff}")
         self.url = url
         self._token = token.strip()
         self.timeout = float(timeout)
@@ -110,9 +91,9 @@ class RemoteDevice:
             if exc.code >= 500:
                 raise _Retryable(f"HTTP {exc.code}: {message}") from None
             if exc.code == 401:
-                raise ValueError(f"agent {self.url} refused the token (HTTP 401: {message}); check --agent-token-file "
+                raise AuthError(f"agent {self.url} refused the token (HTTP 401: {message}); check --agent-token-file "
                                  f"or ${TOKEN_ENV}") from None
-            raise ValueError(f"agent {self.url}{path} answered HTTP {exc.code}: {message}") from None
+            raise RemoteError(f"agent {self.url}{path} answered HTTP {exc.code}: {message}") from None
         except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, bad status line
             reason = getattr(exc, "reason", exc)
             raise _Retryable(f"{type(reason).__name__}: {reason}") from None
@@ -145,8 +126,8 @@ def _decode(body: bytes, status: int, where: str) -> dict:
     try:
         data = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise ValueError(f"{where} answered HTTP {status} with something other than JSON "
+        raise RemoteError(f"{where} answered HTTP {status} with something other than JSON "
                          f"(is it an hwnas agent?): {_error_text(body)}") from None
     if isinstance(data, dict):
         return data
-    raise ValueError(f"{where} answered HTTP {status} with JSON that is not an object")
+    raise RemoteError(f"{where} answered HTTP {status} with JSON that is not an object")

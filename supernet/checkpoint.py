@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .atomic import atomic_write
+from hwnas.core.files import atomic_write
+
+from hwnas.core.errors import CorruptFileError
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
@@ -44,7 +46,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         # only load checkpoints you trust.
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
-        raise ValueError(f"checkpoint '{path}' is corrupt or not a hwnas checkpoint ({type(exc).__name__})") from exc
+        raise CorruptFileError(f"checkpoint '{path}' is corrupt or not a hwnas checkpoint ({type(exc).__name__})") from exc
     if not isinstance(ckpt, dict) or "config" not in ckpt or "model" not in ckpt:
-        raise ValueError(f"'{path}' is not a hwnas supernet checkpoint")
+        raise CorruptFileError(f"'{path}' is not a hwnas supernet checkpoint")
     return ckpt

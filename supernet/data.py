@@ -10,15 +10,12 @@ This module imports neither ``evolve``, ``benchmarks`` nor ``hardware``; it need
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
 import pickle
 import shutil
 import tarfile
 import tempfile
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -26,37 +23,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+from hwnas.core.datasets import DatasetInfo, dataset_info
+from hwnas.core.download import download as fetch
+from hwnas.core.errors import CorruptFileError, UsageError
+from hwnas.core.paths import data_root
+
 SEARCH_PROTOCOLS = ("search", "full")
-
-# Per-channel statistics in 0..1 units, exactly those of the NAS-Bench-201 code
-# (xautodl/datasets/get_dataset_with_transform.py), which states them in 0..255 units.
-_STATS = {
-    "cifar10": ((125.3, 123.0, 113.9), (63.0, 62.1, 66.7)),
-    "cifar100": ((129.3, 124.1, 112.4), (68.2, 65.4, 70.4)),
-    "ImageNet16-120": ((122.68, 116.66, 104.01), (63.22, 61.26, 65.09)),
-}
-
-# name -> (url, md5 of the tarball, folder the tarball holds)
-_DOWNLOADS = {
-    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                "c58f30108f718f92721af3b95e74349a", "cifar-10-batches-py"),
-    "cifar100": ("https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-                 "eb9058c3a382ffc7106e4002c42a8d85", "cifar-100-python"),
-}
-
-_IMAGENET16_CLASSES = 120
 _NB201_RELEASE = "https://github.com/D-X-Y/NAS-Bench-201"
-
-
-def data_root(root: str | os.PathLike | None = None) -> pathlib.Path:
-    """The folder that holds the data sets: ``root`` if given, else ``$HWNAS_DATA``, else ``./data``.
-
-    The folder may not exist yet.
-    """
-    if root is None:
-        root = os.environ.get("HWNAS_DATA") or "./data"
-    return pathlib.Path(root).expanduser()
 
 
 @dataclass
@@ -124,7 +97,7 @@ def _load_batch(path: pathlib.Path, label_key: str, hw: int) -> tuple[np.ndarray
             raise TypeError(f"data {x.dtype} {x.shape} does not hold {len(y)} images of 3x{hw}x{hw} uint8")
         return x.reshape(len(y), 3, hw, hw), y
     except Exception as e:  # anything a damaged or foreign file can raise while being read
-        raise ValueError(f"corrupt data file {path}: {type(e).__name__}: {e}") from None
+        raise CorruptFileError(f"corrupt data file {path}: {type(e).__name__}: {e}") from None
 
 
 def _stack(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[Tensor, Tensor]:
@@ -135,102 +108,86 @@ def _stack(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[Tensor, Tens
 
 def _check_labels(name: str, folder: pathlib.Path, y: Tensor, num_classes: int) -> None:
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"corrupt data in {folder}: {name} labels span {int(y.min())}..{int(y.max())}, "
+        raise CorruptFileError(f"corrupt data in {folder}: {name} labels span {int(y.min())}..{int(y.max())}, "
                          f"expected 0..{num_classes - 1}")
 
 
-def _not_found(name: str, folder: pathlib.Path) -> FileNotFoundError:
-    if name == "ImageNet16-120":
-        how = (f"it cannot be downloaded automatically: get ImageNet16 from the NAS-Bench-201 release "
+def _not_found(info: DatasetInfo, folder: pathlib.Path) -> FileNotFoundError:
+    if info.url is None:
+        how = (f"it cannot be downloaded automatically: get {info.folder} from the NAS-Bench-201 release "
                f"({_NB201_RELEASE}) and unpack it there")
-    elif name == "cifar10":
-        how = "pass --download (download=True) or run python ../shared/tools/prepare_data.py DIR"
     else:
-        how = "pass --download (download=True) to fetch it"
-    return FileNotFoundError(f"{name} data not found at {folder} (set HWNAS_DATA to the folder that holds "
+        how = "run `hwnas data download` (or pass --download), or `hwnas data prepare --from MIRROR` offline"
+    return FileNotFoundError(f"{info.name} data not found at {folder} (set HWNAS_DATA to the folder that holds "
                              f"{folder.name}/); {how}")
+
+
+def _read_cifar10(folder: pathlib.Path) -> tuple[list, list]:
+    train = [_load_batch(folder / f"data_batch_{i}", "labels", 32) for i in range(1, 6)]
+    return train, [_load_batch(folder / "test_batch", "labels", 32)]
+
+
+def _read_cifar100(folder: pathlib.Path) -> tuple[list, list]:
+    return [_load_batch(folder / "train", "fine_labels", 32)], [_load_batch(folder / "test", "fine_labels", 32)]
+
+
+def _read_imagenet16(folder: pathlib.Path, num_classes: int = 120) -> tuple[list, list]:
+    """NAS-Bench-201's ImageNet16 files, keeping classes 1..num_classes (1-based) as 0-based labels."""
+    def keep(part: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        x, y = part  # labels are 1-based over the 1000 ImageNet classes
+        kept = (y >= 1) & (y <= num_classes)
+        return x[kept], y[kept] - 1
+    train = [keep(_load_batch(folder / f"train_data_batch_{i}", "labels", 16)) for i in range(1, 11)]
+    return train, [keep(_load_batch(folder / "val_data", "labels", 16))]
+
+
+#: How each `DatasetInfo.layout` is read from its folder: (train parts, test parts).
+_READERS = {"cifar10": _read_cifar10, "cifar100": _read_cifar100, "imagenet16": _read_imagenet16}
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, download: bool = False) -> RawDataset:
     """Load a whole data set (train and test) from ``data_root(root)`` as uint8 tensors.
 
-    ``name`` is one of ``DATASETS``. CIFAR-10/100 use the official "python version" layout
-    (``cifar-10-batches-py/``, ``cifar-100-python/``) and are downloaded (md5-checked) when missing and
-    ``download`` is true. ImageNet16-120 reads the NAS-Bench-201 files ``ImageNet16/train_data_batch_1..10``
-    and ``ImageNet16/val_data``, keeps classes 1..120 and shifts labels to 0-based; it is never downloaded.
+    ``name`` is a registered data set (``hwnas.core.datasets.DATASETS``). CIFAR-10/100 use the official
+    "python version" layout (``cifar-10-batches-py/``, ``cifar-100-python/``) and are downloaded
+    (md5-checked, resumable) when missing and ``download`` is true. ImageNet16-120 reads the NAS-Bench-201
+    files ``ImageNet16/train_data_batch_1..10`` and ``ImageNet16/val_data``, keeps classes 1..120 and
+    shifts labels to 0-based; it is never downloaded.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    info = dataset_info(name)
     root = data_root(root)
-    mean, std = (tuple(round(v / 255, 6) for v in s) for s in _STATS[name])
-
-    if name in _DOWNLOADS:
-        folder = root / _DOWNLOADS[name][2]
-        if not folder.is_dir():
-            if not download:
-                raise _not_found(name, folder)
-            _download_and_extract(name, root)
-        if name == "cifar10":
-            train = [_load_batch(folder / f"data_batch_{i}", "labels", 32) for i in range(1, 6)]
-            test = [_load_batch(folder / "test_batch", "labels", 32)]
-            num_classes = 10
-        else:
-            train = [_load_batch(folder / "train", "fine_labels", 32)]
-            test = [_load_batch(folder / "test", "fine_labels", 32)]
-            num_classes = 100
-    else:
-        folder = root / "ImageNet16"
-        if not folder.is_dir():
-            raise _not_found(name, folder)
-
-        def keep_120(part: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-            x, y = part  # labels are 1-based over the 1000 ImageNet classes
-            keep = (y >= 1) & (y <= _IMAGENET16_CLASSES)
-            return x[keep], y[keep] - 1
-
-        train = [keep_120(_load_batch(folder / f"train_data_batch_{i}", "labels", 16)) for i in range(1, 11)]
-        test = [keep_120(_load_batch(folder / "val_data", "labels", 16))]
-        num_classes = _IMAGENET16_CLASSES
-
+    folder = root / info.folder
+    if not folder.is_dir():
+        if not download or info.url is None:
+            raise _not_found(info, folder)
+        download_dataset(info, root)
+    train, test = _READERS[info.layout](folder)
     train_x, train_y = _stack(train)
     test_x, test_y = _stack(test)
-    _check_labels("train", folder, train_y, num_classes)
-    _check_labels("test", folder, test_y, num_classes)
-    return RawDataset(name, train_x, train_y, test_x, test_y, num_classes, mean, std)
+    _check_labels("train", folder, train_y, info.num_classes)
+    _check_labels("test", folder, test_y, info.num_classes)
+    return RawDataset(name, train_x, train_y, test_x, test_y, info.num_classes, info.mean, info.std)
 
 
 # ----------------------------------------------------------------------------------------------
 # download
 
 
-def _download_and_extract(name: str, root: pathlib.Path) -> None:
-    """Fetch the official tarball of ``name`` into a temp file, check its md5, unpack it atomically."""
-    from tqdm.auto import tqdm
-
-    url, md5, folder_name = _DOWNLOADS[name]
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=root, prefix=f".{folder_name}-", suffix=".tar.gz.part")
-    tmp = pathlib.Path(tmp_name)
+def download_dataset(info: DatasetInfo | str, root: str | os.PathLike | None = None, progress: bool = True) -> pathlib.Path:
+    """Fetch the official tarball of a data set into ``data_root(root)`` (resumable, md5-checked), unpack it
+    atomically and remove the tarball; returns the data set's folder. A folder already there is kept."""
+    info = dataset_info(info) if isinstance(info, str) else info
+    root = data_root(root)
+    if info.url is None:
+        raise _not_found(info, root / info.folder)
+    if (root / info.folder).is_dir():
+        return root / info.folder
+    tarball = fetch(info.url, root / info.url.rsplit("/", 1)[-1], md5=info.md5, progress=progress)
     try:
-        digest = hashlib.md5()
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as resp:
-                headers = getattr(resp, "headers", None)
-                total = headers.get("Content-Length") if headers is not None else None
-                with tqdm(total=int(total) if total else None, unit="B", unit_scale=True,
-                          desc=f"downloading {url.rsplit('/', 1)[-1]}") as bar:
-                    while chunk := resp.read(1 << 20):
-                        out.write(chunk)
-                        digest.update(chunk)
-                        bar.update(len(chunk))
-        except (urllib.error.URLError, OSError) as e:
-            raise OSError(f"could not download {url}: {e}; "
-                          f"fetch it by hand and unpack it into {root}") from None
-        if digest.hexdigest() != md5:
-            raise ValueError(f"download of {url} is corrupt: md5 {digest.hexdigest()}, expected {md5}")
-        _safe_extract(tmp, root, folder_name)
+        _safe_extract(tarball, root, info.folder)
     finally:
-        tmp.unlink(missing_ok=True)
+        tarball.unlink(missing_ok=True)
+    return root / info.folder
 
 
 def _safe_extract(tarball: pathlib.Path, root: pathlib.Path, folder_name: str) -> None:
@@ -247,16 +204,16 @@ def _safe_extract(tarball: pathlib.Path, root: pathlib.Path, folder_name: str) -
                     parts = pathlib.PurePosixPath(m.name).parts
                     if (m.name.startswith(("/", "\\")) or os.path.isabs(m.name) or ".." in parts
                             or not (m.isfile() or m.isdir())):
-                        raise ValueError(f"unsafe member {m.name!r} in {tarball.name}")
+                        raise CorruptFileError(f"unsafe member {m.name!r} in {tarball.name}")
                 if hasattr(tarfile, "data_filter"):
                     tar.extractall(staging, members=members, filter="data")
                 else:
                     tar.extractall(staging, members=members)
         except tarfile.TarError as e:
-            raise ValueError(f"corrupt archive {tarball.name}: {e}") from None
+            raise CorruptFileError(f"corrupt archive {tarball.name}: {e}") from None
         extracted = staging / folder_name
         if not extracted.is_dir():
-            raise ValueError(f"archive {tarball.name} does not hold {folder_name}/")
+            raise CorruptFileError(f"archive {tarball.name} does not hold {folder_name}/")
         target = root / folder_name
         try:
             os.replace(extracted, target)
@@ -299,9 +256,9 @@ def make_splits(raw: RawDataset, protocol: str = "search", max_images: int | Non
     permutation for train/val, a seeded random subset for test, so class balance is roughly kept.
     """
     if protocol not in SEARCH_PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; valid: {', '.join(SEARCH_PROTOCOLS)}")
+        raise UsageError(f"unknown protocol {protocol!r}; valid: {', '.join(SEARCH_PROTOCOLS)}")
     if max_images is not None and max_images <= 0:
-        raise ValueError(f"max_images must be > 0, got {max_images}")
+        raise UsageError(f"max_images must be > 0, got {max_images}")
     rng = np.random.default_rng(seed)
     n = len(raw.train_y)
     perm = torch.from_numpy(rng.permutation(n))
@@ -350,13 +307,13 @@ class TensorBatches:
                  augment: bool, shuffle: bool, seed: int = 0, drop_last: bool = False,
                  device: str | torch.device = "cpu", pad: int | None = None):
         if x.dtype != torch.uint8 or x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"x must be uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}")
+            raise UsageError(f"x must be uint8 (N, 3, H, W), got {x.dtype} {tuple(x.shape)}")
         if y.ndim != 1 or len(y) != len(x):
-            raise ValueError(f"y must be (N,) with N = {len(x)}, got {tuple(y.shape)}")
+            raise UsageError(f"y must be (N,) with N = {len(x)}, got {tuple(y.shape)}")
         if batch_size <= 0:
-            raise ValueError(f"batch_size must be > 0, got {batch_size}")
+            raise UsageError(f"batch_size must be > 0, got {batch_size}")
         if seed < 0:
-            raise ValueError(f"seed must be >= 0, got {seed}")
+            raise UsageError(f"seed must be >= 0, got {seed}")
         self.device = torch.device(device)
         self.x = x.to(self.device)
         self.y = y.to(self.device, torch.int64)
@@ -377,7 +334,7 @@ class TensorBatches:
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose order and augmentation the next iteration uses."""
         if epoch < 0:
-            raise ValueError(f"epoch must be >= 0, got {epoch}")
+            raise UsageError(f"epoch must be >= 0, got {epoch}")
         self.epoch = int(epoch)
 
     def __len__(self) -> int:

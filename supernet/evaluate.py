@@ -9,18 +9,19 @@ device's search reuse one evaluation.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import sqlite3
-import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from hwnas.core.cache import CacheStats, ResultCache, cached_values
+from hwnas.core.config import option
+from hwnas.core.download import file_digest
+from hwnas.core.errors import UsageError
+from hwnas.core.paths import cache_dir
 
 from .bn import BN_MODES, batch_statistics, recalibrate_bn
 from .data import TensorBatches, load_dataset, make_splits
@@ -28,89 +29,37 @@ from .spaces.base import Arch
 from .trainer import CHECKPOINT, load_supernet
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file (the supernet checkpoint's identity in the cache)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-class ResultCache:
-    """Persistent (source, settings, arch) -> value store in SQLite WAL mode. Proxy accuracy uses the
-    checkpoint hash as source; measured latency the target's description."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS results (source TEXT, setting TEXT, arch TEXT, value REAL, "
-                         "seconds REAL, PRIMARY KEY (source, setting, arch))")
-
-    def get(self, source: str, setting: str, archs: Sequence[str]) -> dict[str, float]:
-        """Stored values of those `archs` that have one."""
-        out: dict[str, float] = {}
-        for i in range(0, len(archs), 500):
-            part = list(archs[i:i + 500])
-            q = ",".join("?" * len(part))
-            for arch, value in self._db.execute(
-                    f"SELECT arch, value FROM results WHERE source=? AND setting=? AND arch IN ({q})",
-                    [source, setting, *part]):
-                out[arch] = value
-        return out
-
-    def seconds(self, source: str, setting: str, archs: Sequence[str]) -> float:
-        """Total seconds the stored values of `archs` took to compute (what they would cost again)."""
-        total = 0.0
-        for i in range(0, len(archs), 500):
-            part = list(archs[i:i + 500])
-            q = ",".join("?" * len(part))
-            row = self._db.execute(f"SELECT SUM(seconds) FROM results WHERE source=? AND setting=? AND arch IN ({q})",
-                                   [source, setting, *part]).fetchone()
-            total += row[0] or 0.0
-        return total
-
-    def put(self, source: str, setting: str, arch: str, value: float, seconds: float) -> None:
-        """Store one value and the seconds it took to compute."""
-        self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)", (source, setting, arch, value, seconds))
-
-    def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-
-    def close(self) -> None:
-        self._db.close()
-
-
 def default_cache_path(checkpoint: str | Path) -> Path:
     """Where proxy scores of `checkpoint` are cached by default: `proxy_cache.sqlite` beside it, or, when that
-    folder is not writable (a shared or read-only run), `$XDG_CACHE_HOME/hwnas/proxy_cache.sqlite` (default
-    `~/.cache`). Entries are keyed by the checkpoint's hash, so one cache file safely serves many supernets."""
+    folder is not writable (a shared or read-only run), `proxy_cache.sqlite` in the cache folder
+    (`$HWNAS_CACHE`, else `~/.cache/hwnas`). Entries are keyed by the checkpoint's hash, so one cache file safely
+    serves many supernets."""
     folder = Path(checkpoint).parent
     if os.access(folder, os.W_OK):
         return folder / "proxy_cache.sqlite"
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hwnas" / "proxy_cache.sqlite"
+    return cache_dir() / "proxy_cache.sqlite"
 
 
 @dataclass
 class ProxySettings:
     """How a subnet is scored; part of the cache key."""
 
-    bn_mode: str = "recalibrate"
-    calib_batches: int = 4      # training batches for BN recalibration
-    calib_batch_size: int = 64
+    bn_mode: str = option("recalibrate", help="proxy BN statistics: recalibrate (on training batches), batch "
+                                              "(each evaluation batch's own) or inherit (the supernet's)")
+    calib_batches: int = option(4, help="training batches for BN recalibration")
+    calib_batch_size: int = option(64, help="images per BN recalibration batch")
     # held-out images scored per arch: at 1,000 the binomial error (~1.4 points) is as large as the proxy's
     # spread over good NB201 cells, so rankings among them are mostly noise; with 5,000 the CPU SPOS
     # supernet's Kendall tau rose from 0.21 to 0.39 (benchmarks/results/ranking.md)
-    eval_images: int = 5000
-    batch_size: int = 250
-    seed: int = 0
+    eval_images: int = option(5000, help="held-out images scored per subnet (fewer is faster but noisier: at 1,000 "
+                                         "an accuracy's error is as large as the proxy's spread over good cells; "
+                                         "benchmarks/results/ranking.md)")
+    eval_batch_size: int = option(250, help="images per evaluation batch")
+    calib_seed: int = option(0, help="seed of the order of the recalibration batches")
 
     def key(self) -> str:
         return (f"bn={self.bn_mode};calib={self.calib_batches}x{self.calib_batch_size};"
-                f"eval={self.eval_images};seed={self.seed}")
+                f"eval={self.eval_images};seed={self.calib_seed}")
 
 
 class ProxyEvaluator:
@@ -123,16 +72,15 @@ class ProxyEvaluator:
                  data: str | None = None, device: str = "cpu", progress: bool = True):
         self.settings = settings or ProxySettings()
         if self.settings.bn_mode not in BN_MODES:
-            raise ValueError(f"unknown BN mode '{self.settings.bn_mode}'; valid: {', '.join(BN_MODES)}")
+            raise UsageError(f"unknown BN mode '{self.settings.bn_mode}'; valid: {', '.join(BN_MODES)}")
         run = Path(run)
         ckpt_file = run / CHECKPOINT if run.is_dir() else run
         self.space, self.supernet, self.config = load_supernet(ckpt_file, device=device)
         self.checkpoint = str(ckpt_file)
-        self.ckpt_hash = file_sha256(ckpt_file)
+        self.ckpt_hash = file_digest(ckpt_file)
         self.cache = ResultCache(cache or default_cache_path(ckpt_file))
         self.device, self.progress = device, progress
-        self.hits = self.misses = 0
-        self.seconds = 0.0
+        self.stats = CacheStats()
         self._data = data
         self._batches: tuple[TensorBatches, list[torch.Tensor]] | None = None
 
@@ -143,10 +91,10 @@ class ProxyEvaluator:
             splits = make_splits(raw, protocol=cfg.get("protocol", "search"), seed=cfg["seed"])
             vx, vy = splits.val
             n = min(s.eval_images, len(vy))
-            held_out = TensorBatches(vx[:n], vy[:n], s.batch_size, raw.mean, raw.std, augment=False, shuffle=False,
+            held_out = TensorBatches(vx[:n], vy[:n], s.eval_batch_size, raw.mean, raw.std, augment=False, shuffle=False,
                                      device=self.device)
             calib_src = TensorBatches(*splits.train, s.calib_batch_size, raw.mean, raw.std, augment=False,
-                                      shuffle=True, seed=s.seed, drop_last=True, device=self.device)
+                                      shuffle=True, seed=s.calib_seed, drop_last=True, device=self.device)
             calib = [x for _, (x, _) in zip(range(s.calib_batches), calib_src)]
             self._batches = (held_out, calib)
         return self._batches
@@ -174,24 +122,28 @@ class ProxyEvaluator:
                 total += len(y)
         return 100.0 * correct / max(total, 1)
 
+    @property
+    def hits(self) -> int:
+        """Scores answered by the cache since this evaluator was made."""
+        return self.stats.hits
+
+    @property
+    def misses(self) -> int:
+        """Scores computed since this evaluator was made."""
+        return self.stats.misses
+
+    @property
+    def seconds(self) -> float:
+        """Seconds spent computing those scores."""
+        return self.stats.seconds
+
     def accuracy(self, archs: Iterable[Arch]) -> np.ndarray:
         """Proxy accuracy (%) per arch; isomorphic archs share one cached evaluation."""
-        archs = list(archs)
         keys = [self.space.to_str(self.space.canonical(a)) for a in archs]
-        setting = self.settings.key()
-        known = self.cache.get(self.ckpt_hash, setting, sorted(set(keys)))
-        todo = sorted(set(keys) - set(known))
-        self.hits += len(keys) - len(todo)
-        bar = tqdm(todo, desc="proxy eval", unit="arch", disable=not self.progress or not todo, leave=False)
-        for key in bar:
-            t0 = time.perf_counter()
-            acc = self.score(self.space.from_str(key))
-            dt = time.perf_counter() - t0
-            self.cache.put(self.ckpt_hash, setting, key, acc, dt)
-            known[key] = acc
-            self.misses += 1
-            self.seconds += dt
-        return np.array([known[k] for k in keys], dtype=float)
+        values = cached_values(self.cache, self.ckpt_hash, self.settings.key(), keys,
+                               lambda key: self.score(self.space.from_str(key)), self.stats, desc="proxy eval",
+                               progress=self.progress)
+        return np.array(values, dtype=float)
 
     def compute_seconds(self, archs: Iterable[Arch]) -> float:
         """Seconds the cached scores of these archs (each canonical class once) took to compute, whenever that

@@ -14,18 +14,38 @@ from __future__ import annotations
 
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
 
-from .atomic import atomic_write_bytes
+from hwnas.core.files import atomic_write_bytes
+from hwnas.core.registry import Registry
+from hwnas.core.errors import CorruptFileError
+
 from .checkpoint import atomic_torch_save
 from .spaces import space_from_config
 from .spaces.base import Arch
 
-FORMATS = ("state_dict", "torchscript", "onnx")
+@dataclass(frozen=True)
+class ExportFormat:
+    """A file format a subnet is exported to: `write(model, description, out, input_shape) -> Path` writes it
+    atomically; `run(path, x) -> logits` loads the file back and runs it (what `check_export` compares)."""
+
+    name: str
+    write: Callable[[nn.Module, dict, Path, tuple[int, ...]], Path]
+    run: Callable[[Path, torch.Tensor], torch.Tensor]
+    doc: str
+
+
+EXPORTS: Registry[ExportFormat] = Registry("export format")
+
+
+def list_formats() -> list[str]:
+    """Names of the export formats."""
+    return EXPORTS.list()
 
 
 def subnet_from_run(run: str | Path, arch: Arch | str, calib_batches: int = 4, data: str | None = None
@@ -47,22 +67,38 @@ def subnet_from_run(run: str | Path, arch: Arch | str, calib_batches: int = 4, d
 def export_subnet(model: nn.Module, description: dict, fmt: str, out: str | Path,
                   input_shape: Sequence[int] = (1, 3, 32, 32)) -> Path:
     """Write `model` in format `fmt` (see module docstring) to `out`, atomically."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format '{fmt}'; valid: {', '.join(FORMATS)}")
-    model = model.eval()
-    out = Path(out)
-    x = torch.zeros(tuple(input_shape))
-    if fmt == "state_dict":
-        return atomic_torch_save({**description, "state_dict": model.state_dict()}, out)
-    if fmt == "torchscript":
-        buf = io.BytesIO()
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.jit.save(torch.jit.trace(model, (x,)), buf)
-        return atomic_write_bytes(out, buf.getvalue())
-    from hardware.measure import onnx_bytes
+    return EXPORTS.get(fmt).write(model.eval(), description, Path(out), tuple(input_shape))
+
+
+def _write_state_dict(model: nn.Module, description: dict, out: Path, input_shape: tuple[int, ...]) -> Path:
+    return atomic_torch_save({**description, "state_dict": model.state_dict()}, out)
+
+
+def _write_torchscript(model: nn.Module, description: dict, out: Path, input_shape: tuple[int, ...]) -> Path:
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(model, (torch.zeros(input_shape),)), buf)
+    return atomic_write_bytes(out, buf.getvalue())
+
+
+def _write_onnx(model: nn.Module, description: dict, out: Path, input_shape: tuple[int, ...]) -> Path:
+    from hwnas.hardware.measure import onnx_bytes
 
     return atomic_write_bytes(out, onnx_bytes(model, input_shape, dynamic_batch=True))
+
+
+def _run_onnx(path: Path, x: torch.Tensor) -> torch.Tensor:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+
+
+def _run_torchscript(path: Path, x: torch.Tensor) -> torch.Tensor:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path))(x)
 
 
 def load_state_dict_export(path: str | Path) -> nn.Module:
@@ -70,7 +106,7 @@ def load_state_dict_export(path: str | Path) -> nn.Module:
     blob = torch.load(path, map_location="cpu", weights_only=True)
     missing = {"space", "arch", "net", "state_dict"} - set(blob)
     if missing:
-        raise ValueError(f"'{path}' is not an hwnas state_dict export (missing {sorted(missing)})")
+        raise CorruptFileError(f"'{path}' is not an hwnas state_dict export (missing {sorted(missing)})")
     space = space_from_config(blob)
     model = space.build_subnet(space.from_str(blob["arch"]), **blob["net"])
     model.load_state_dict(blob["state_dict"])
@@ -82,15 +118,14 @@ def check_export(model: nn.Module, path: str | Path, fmt: str, x: torch.Tensor) 
     """Largest absolute difference between `model(x)` and the exported file's output on `x` (onnx runs in
     onnxruntime, torchscript in torch.jit, state_dict through `load_state_dict_export`)."""
     expected = model.eval()(x)
-    if fmt == "onnx":
-        import onnxruntime as ort
-
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
-    elif fmt == "torchscript":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            got = torch.jit.load(str(path))(x)
-    else:
-        got = load_state_dict_export(path)(x)
+    got = EXPORTS.get(fmt).run(Path(path), x)
     return float((got - expected).abs().max())
+
+
+for _fmt in (
+    ExportFormat("state_dict", _write_state_dict, lambda path, x: load_state_dict_export(path)(x),
+                 "a torch file {space, space_options, arch, net, state_dict}, rebuilt from our code"),
+    ExportFormat("torchscript", _write_torchscript, _run_torchscript, "torch.jit.trace of the eval-mode subnet"),
+    ExportFormat("onnx", _write_onnx, _run_onnx, "opset 17, input x with a dynamic batch, output y"),
+):
+    EXPORTS.register(_fmt.name, _fmt)

@@ -19,6 +19,8 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
+from hwnas.core.errors import UsageError
+
 
 @dataclass(frozen=True)
 class LayerSpec:
@@ -64,7 +66,7 @@ class LayerwiseNetwork(nn.Module):
         uses its own arch when none is given."""
         if arch is None and weights is None and hard is None:
             if self.arch is None:
-                raise ValueError("a supernet forward needs arch=..., weights=... or hard=...")
+                raise UsageError("a supernet forward needs arch=..., weights=... or hard=...")
             arch = self.arch
         x = self.stem(x)
         for i, layer in enumerate(self.layers):
@@ -84,6 +86,6 @@ class LayerwiseNetwork(nn.Module):
         own, theirs = self.state_dict(), supernet.state_dict()
         for k, v in own.items():
             if k not in theirs or theirs[k].shape != v.shape:
-                raise ValueError(f"supernet lacks parameter '{k}' of this shape: it was built with another config")
+                raise UsageError(f"supernet lacks parameter '{k}' of this shape: it was built with another config")
         self.load_state_dict({k: theirs[k] for k in own})
         return self

@@ -20,6 +20,8 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from hwnas.core.errors import UsageError
+
 from .ops import NB201_OPS, ResidualReduction, make_op
 
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # official edge order: (source, target)
@@ -124,7 +126,7 @@ class NB201Network(nn.Module):
         a subnet uses its own arch when none is given."""
         if arch is None and weights is None and hard is None:
             if self.arch is None:
-                raise ValueError("a supernet forward needs arch=..., weights=... or hard=...")
+                raise UsageError("a supernet forward needs arch=..., weights=... or hard=...")
             arch = self.arch
         live = live_edges(arch) if arch is not None else None
         x = self.stem(x)
@@ -146,6 +148,6 @@ class NB201Network(nn.Module):
         theirs = supernet.state_dict()
         missing = [k for k in own if k not in theirs]
         if missing:
-            raise ValueError(f"supernet lacks parameter '{missing[0]}': it was built with another config")
+            raise UsageError(f"supernet lacks parameter '{missing[0]}': it was built with another config")
         self.load_state_dict({k: theirs[k] for k in own})
         return self

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from hwnas.core.errors import UsageError
+
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
@@ -33,7 +35,7 @@ def make_op(name: str, channels: int, affine: bool = True, track_running_stats: 
         return ReLUConvBN(channels, channels, 3, affine=affine, track_running_stats=track_running_stats)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
-    raise ValueError(f"unknown op '{name}'; valid: {', '.join(NB201_OPS[1:])}")
+    raise UsageError(f"unknown op '{name}'; valid: {', '.join(NB201_OPS[1:])}")
 
 
 class ResidualReduction(nn.Module):

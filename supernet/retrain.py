@@ -24,29 +24,43 @@ timing), never `evolve` or `benchmarks`.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from hardware.counters import flops_m, params_m
-from hardware.measure import measure
+from hwnas.hardware.counters import flops_m, params_m
+from hwnas.hardware.measure import measure
 
-from .atomic import atomic_write_json
+from hwnas.core.config import config_from_dict, option
+from hwnas.core.datasets import DATASETS, dataset_info
+from hwnas.core.errors import CorruptFileError, UsageError
+from hwnas.core.files import atomic_write_json
+from hwnas.core.logs import log_to_file
+
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
-from .data import DATASETS, TensorBatches, load_dataset, make_splits
+from .data import TensorBatches, load_dataset, make_splits
 from .spaces import SearchSpace, get_space, space_from_config
-from .trainer import _Log, open_run, train_epoch
+from .trainer import _Log, check_torch_device, open_run, train_epoch
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT = "retrain.pt"
+LOG = "retrain.log"
 # What defines a retraining run: a resumed run must ask for exactly these (out, data, device, progress may move).
 _SAME_ON_RESUME = ("space", "space_options", "arch", "dataset", "epochs", "channels", "cells", "batch_size",
                    "lr", "weight_decay", "max_images", "seed")
+def _spaces() -> list[str]:
+    from .spaces import list_spaces
+
+    return list_spaces()
+
+
 _LATENCY = {"target": "cpu", "warmup": 10, "repeats": 50, "threads": 1}  # batch 1, one thread: steady on shared cores
 
 
@@ -55,64 +69,59 @@ class RetrainConfig:
     """Everything that defines a from-scratch retraining run (the `hwnas retrain` options). The defaults are
     the short CPU recipe; the module docstring gives the full NAS-Bench-201 one."""
 
-    space: str = "nb201"
-    space_options: dict[str, Any] = field(default_factory=dict)
-    arch: str
-    dataset: str = "cifar10"
-    epochs: int = 10
-    channels: int = 16
-    cells: int = 1
-    batch_size: int = 128
-    lr: float = 0.1
-    weight_decay: float = 5e-4
-    max_images: int | None = 10_000  # cap on the training and the test images; None = every image
-    seed: int = 0
-    out: str = "runs/retrain"
-    data: str | None = None
-    download: bool = False
-    device: str = "cpu"
-    progress: bool = True
+    space: str = option("nb201", help="search space", choices=_spaces)
+    space_options: dict[str, Any] = option(
+        default_factory=dict, flag="--space-option", kind="space_options",
+        help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1.5,2,1],[2,2,2]]'")
+    arch: str = option(help="arch string of the subnet (required), e.g. one from a front's arch_str column")
+    dataset: str = option("cifar10", help="data set", choices=DATASETS.list)
+    epochs: int = option(10, help="training epochs (NB201: 200)")
+    channels: int = option(16, help="C: channels of the first stage (NB201: 16)")
+    cells: int = option(1, help="N: cells per stage (NB201: 5)")
+    batch_size: int = option(128, help="training batch size (NB201: 256)")
+    lr: float = option(0.1, help="SGD nesterov learning rate, cosine to 0")
+    weight_decay: float = option(5e-4, help="weight decay")
+    max_images: int | None = option(10_000, help="cap on the training and the test images, or 'all' (NB201: all)")
+    seed: int = option(0, help="seed of the initial weights, the split and the augmentation")
+    out: str = option("runs/retrain", help="run folder: checkpoint, config, metrics, result, log")
+    data: str | None = option(None, help="data folder (default: $HWNAS_DATA, else ./data)")
+    download: bool = option(False, help="download the data set if it is missing")
+    device: str = option("cpu", help="torch device: cpu, cuda or cuda:N")
+    progress: bool = option(True, help="progress bars", cli=False)
 
     def validate(self) -> RetrainConfig:
-        """Check every value, raising ValueError with one line naming the bad one and the valid ones."""
+        """Check every value, raising UsageError with one line naming the bad one and the valid ones."""
         if not isinstance(self.space_options, dict):
-            raise ValueError(f"space options must be a mapping of name to value, got {self.space_options!r}")
+            raise UsageError(f"space options must be a mapping of name to value, got {self.space_options!r}")
         space = get_space(self.space, **self.space_options)
         if not isinstance(self.arch, str) or not self.arch.strip():
-            raise ValueError(f"--arch is required: an arch string of space '{self.space}'")
+            raise UsageError(f"--arch is required: an arch string of space '{self.space}'")
         try:
             space.parse(self.arch)
         except ValueError as exc:
-            raise ValueError(f"bad --arch for space '{self.space}': {exc}") from None
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset '{self.dataset}'; valid: {', '.join(DATASETS)}")
+            raise UsageError(f"bad --arch for space '{self.space}': {exc}") from None
+        dataset_info(self.dataset)
         for name in ("epochs", "channels", "cells", "batch_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
+                raise UsageError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
         if self.max_images is not None and (not isinstance(self.max_images, int) or self.max_images < 1):
-            raise ValueError(f"--max-images must be an integer >= 1 (or None for every image), got {self.max_images!r}")
+            raise UsageError(f"--max-images must be an integer >= 1 (or None for every image), got {self.max_images!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"--seed must be an integer >= 0, got {self.seed!r}")
+            raise UsageError(f"--seed must be an integer >= 0, got {self.seed!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"--lr must be a finite number > 0, got {self.lr!r}")
+            raise UsageError(f"--lr must be a finite number > 0, got {self.lr!r}")
         if not (isinstance(self.weight_decay, (int, float)) and math.isfinite(self.weight_decay)
                 and self.weight_decay >= 0):
-            raise ValueError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay!r}")
-        if self.device != "cpu" and not self.device.startswith("cuda"):
-            raise ValueError(f"unknown device '{self.device}'; valid: cpu, cuda, cuda:N")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device '{self.device}' is not available here; valid: cpu")
+            raise UsageError(f"--weight-decay must be a finite number >= 0, got {self.weight_decay!r}")
+        check_torch_device(self.device)
         return self
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RetrainConfig:
-        """A config from a dict such as a run's config.json; ValueError naming an unknown key."""
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(values) - known)
-        if bad:
-            raise ValueError(f"unknown retraining option '{bad[0]}'; valid: {', '.join(sorted(known))}")
-        return cls(**values)
+        """A config from a dict such as a run's config.json; UsageError naming an unknown key or a value of the
+        wrong type."""
+        return config_from_dict(cls, values, "the retraining config")
 
 
 def build_retrain(cfg: RetrainConfig):
@@ -127,7 +136,7 @@ def build_retrain(cfg: RetrainConfig):
     raw = load_dataset(cfg.dataset, cfg.data, download=cfg.download)
     splits = make_splits(raw, protocol="full", max_images=cfg.max_images, seed=cfg.seed)
     if len(splits.train[1]) < cfg.batch_size:
-        raise ValueError(f"--batch-size {cfg.batch_size} exceeds the {len(splits.train[1])} training images; "
+        raise UsageError(f"--batch-size {cfg.batch_size} exceeds the {len(splits.train[1])} training images; "
                          f"lower --batch-size or raise --max-images")
     torch.manual_seed(cfg.seed)
     model = space.build_subnet(arch, channels=cfg.channels, cells=cfg.cells,
@@ -159,7 +168,7 @@ def _check_resumable(ckpt: dict[str, Any], cfg: RetrainConfig, space: SearchSpac
     """ValueError naming the first setting in which `cfg` differs from the run `ckpt` holds."""
     old = ckpt["config"]
     if "arch" not in old:
-        raise ValueError(f"'{path}' is not a retraining checkpoint (a supernet's?)")
+        raise UsageError(f"'{path}' is not a retraining checkpoint (a supernet's?)")
     for key in _SAME_ON_RESUME:
         before, now = old.get(key), getattr(cfg, key)
         if key == "arch":  # the same arch written another way (tuple, other spelling) is the same run
@@ -169,7 +178,7 @@ def _check_resumable(ckpt: dict[str, Any], cfg: RetrainConfig, space: SearchSpac
                 pass
             now = space.to_str(space.parse(now))
         if before != now:
-            raise ValueError(f"checkpoint '{path}' was trained with {key}={before!r}; this run asks {key}={now!r}")
+            raise UsageError(f"checkpoint '{path}' was trained with {key}={before!r}; this run asks {key}={now!r}")
 
 
 def retrain(cfg: RetrainConfig, resume: bool = False) -> dict[str, Any]:
@@ -178,11 +187,16 @@ def retrain(cfg: RetrainConfig, resume: bool = False) -> dict[str, Any]:
     `latency_ms_cpu` (median ms, batch 1, one thread), `wall_seconds` (training + per-epoch testing)."""
     cfg.validate()
     out = Path(cfg.out)
-    ckpt_path = out / CHECKPOINT
     ckpt = open_run(out, CHECKPOINT, resume, "a retraining run")
+    with log_to_file(out / LOG):
+        return _retrain(cfg, ckpt, out)
+
+
+def _retrain(cfg: RetrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str, Any]:
+    ckpt_path = out / CHECKPOINT
 
     space, arch, model, optimizer, scheduler, train_batches, test_batches, num_classes = build_retrain(cfg)
-    log = _Log(out / "metrics.csv")
+    metrics = _Log(out / "metrics.csv")
     start = 0
     if ckpt is not None:
         _check_resumable(ckpt, cfg, space, ckpt_path)
@@ -191,7 +205,7 @@ def retrain(cfg: RetrainConfig, resume: bool = False) -> dict[str, Any]:
         scheduler.load_state_dict(ckpt["scheduler"])
         set_rng_states(ckpt["rng"])
         start = ckpt["epoch"] + 1
-        log.rows = list(ckpt["metrics"])
+        metrics.rows = list(ckpt["metrics"])
     atomic_write_json(out / "config.json", asdict(cfg))
 
     loss_fn = nn.CrossEntropyLoss()
@@ -211,19 +225,18 @@ def retrain(cfg: RetrainConfig, resume: bool = False) -> dict[str, Any]:
         done = train_epoch(train_batches, step, f"retrain epoch {epoch + 1}/{cfg.epochs}", epoch, cfg.progress)
         scheduler.step()
         acc = top1_accuracy(model, test_batches)
-        log.add({"epoch": epoch + 1, "train_loss": done["train_loss"], "train_acc": done["train_acc"],
+        metrics.add({"epoch": epoch + 1, "train_loss": done["train_loss"], "train_acc": done["train_acc"],
                  "test_acc": acc, "lr": lr, "seconds": time.perf_counter() - t0,
                  "images_per_s": done["images"] / max(done["seconds"], 1e-9)})
         atomic_torch_save({"config": asdict(cfg), "epoch": epoch, "num_classes": num_classes,
                            "model": model.state_dict(),
                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                           "rng": rng_states(), "metrics": log.rows}, ckpt_path)
-        if cfg.progress:
-            row = log.rows[-1]
-            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} train acc "
-                       f"{row['train_acc']:.1f}% test acc {row['test_acc']:.2f}% ({row['images_per_s']:.0f} img/s)")
+                           "rng": rng_states(), "metrics": metrics.rows}, ckpt_path)
+        row = metrics.rows[-1]
+        log.info("epoch %d/%d: loss %.3f train acc %.1f%% test acc %.2f%% (%.0f img/s)", epoch + 1, cfg.epochs,
+                 row["train_loss"], row["train_acc"], row["test_acc"], row["images_per_s"])
 
-    final = log.rows[-1]
+    final = metrics.rows[-1]
     input_shape = (1, *test_batches.x.shape[1:])
     timing = measure(model, input_shape=input_shape, **_LATENCY)
     result = {"run": str(out), "space": cfg.space, "space_options": cfg.space_options, "arch": space.to_str(arch),
@@ -232,7 +245,7 @@ def retrain(cfg: RetrainConfig, resume: bool = False) -> dict[str, Any]:
               "test_acc": final["test_acc"], "train_acc": final["train_acc"],
               "params_m": params_m(model), "flops_m": flops_m(model, input_shape),
               "latency_ms_cpu": timing.median_ms, "latency": timing.to_dict(),
-              "wall_seconds": sum(r["seconds"] for r in log.rows)}
+              "wall_seconds": sum(r["seconds"] for r in metrics.rows)}
     atomic_write_json(out / "result.json", result)
     return result
 
@@ -245,14 +258,14 @@ def load_retrained(run: str | Path, device: str = "cpu") -> tuple[SearchSpace, n
     ckpt = load_checkpoint(path)
     cfg = RetrainConfig.from_dict(ckpt["config"])
     if "num_classes" not in ckpt:
-        raise ValueError(f"'{path}' is not a retraining checkpoint (a supernet's?)")
+        raise UsageError(f"'{path}' is not a retraining checkpoint (a supernet's?)")
     space = space_from_config(ckpt["config"])
     model = space.build_subnet(space.parse(cfg.arch), channels=cfg.channels, cells=cfg.cells,
                                num_classes=ckpt["num_classes"])
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
-        raise ValueError(f"checkpoint '{path}' does not fit space '{cfg.space}' with its config") from exc
+        raise CorruptFileError(f"checkpoint '{path}' does not fit space '{cfg.space}' with its config") from exc
     return space, model.to(device).eval(), ckpt["config"]
 
 

@@ -10,80 +10,104 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from .atomic import atomic_write_json, atomic_write_text
+from hwnas.core.config import config_from_dict, option
+from hwnas.core.datasets import DATASETS, dataset_info
+from hwnas.core.errors import UsageError
+from hwnas.core.files import atomic_write_json, atomic_write_text
+from hwnas.core.logs import log_to_file
+
 from .bn import batch_statistics
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
-from .data import DATASETS, TensorBatches, load_dataset, make_splits
+from .data import SEARCH_PROTOCOLS, TensorBatches, load_dataset, make_splits
 from .modes import get_mode, list_modes
 from .spaces import get_space, space_from_config
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT = "supernet.pt"
+LOG = "train.log"
 # Settings a resumed run must share with the checkpoint it continues (epochs may grow; out/device may move).
 _SAME_ON_RESUME = ("space", "space_options", "mode", "dataset", "channels", "cells", "max_images", "batch_size", "seed",
                    "lr", "weight_decay", "order", "arch_lr", "protocol")
 
 
+def _spaces() -> list[str]:
+    from .spaces import list_spaces
+
+    return list_spaces()
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines a supernet training run (the CLI's `hwnas train` options)."""
+    """Everything that defines a supernet training run; `hwnas train` has one flag per field."""
 
-    space: str = "nb201"
-    space_options: dict[str, Any] = field(default_factory=dict)  # e.g. a layer-wise space's `stages`
-    mode: str = "spos"
-    dataset: str = "cifar10"
-    epochs: int = 1
-    channels: int = 16
-    cells: int = 5
-    max_images: int | None = None
-    batch_size: int = 64
-    seed: int = 0
-    out: str = "runs/default"
-    lr: float = 0.025
-    weight_decay: float = 5e-4
-    arch_lr: float = 3e-4
-    order: int = 1
-    protocol: str = "search"
-    data: str | None = None
-    download: bool = False
-    device: str = "cpu"
-    held_out_images: int = 2000  # images of the held-out split scored per epoch for the log
-    progress: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    space: str = option("nb201", help="search space", choices=_spaces)
+    space_options: dict[str, Any] = option(
+        default_factory=dict, flag="--space-option", kind="space_options",
+        help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1.5,2,1],[2,2,2]]'")
+    mode: str = option("spos", help="training mode", choices=list_modes)
+    dataset: str = option("cifar10", help="data set", choices=DATASETS.list)
+    epochs: int = option(1, help="training epochs")
+    channels: int = option(16, help="C: channels of the first stage (layer-wise spaces: widths are multiples of C)")
+    cells: int = option(5, help="N: cells per stage (cell spaces only)")
+    max_images: int | None = option(None, help="cap each split (train and held-out) at this many images, for "
+                                                "small CPU runs ('all': no cap)")
+    batch_size: int = option(64, help="training batch size")
+    seed: int = option(0, help="seed of the split, the initial weights, the sampled paths and the augmentation")
+    out: str = option("runs/default", help="run folder (checkpoint, config, metrics, result, log)")
+    lr: float = option(0.025, help="weight learning rate (SGD nesterov, cosine schedule)")
+    weight_decay: float = option(5e-4, help="weight decay of the weight optimizer")
+    arch_lr: float = option(3e-4, help="architecture learning rate (Adam; DARTS/GDAS)")
+    order: int = option(1, help="DARTS order: 1 or 2 (finite-difference Hessian)")
+    protocol: str = option("search", help="data split: 'search' trains on half of the training set and holds out "
+                                          "the other half; 'full' trains on all of it")
+    data: str | None = option(None, help="data folder (default: $HWNAS_DATA, else ./data)")
+    download: bool = option(False, help="download the data set if it is missing")
+    device: str = option("cpu", help="torch device: cpu, cuda or cuda:N")
+    held_out_images: int = option(2000, help="held-out images scored per epoch for the log")
+    progress: bool = option(True, help="progress bars", cli=False)
 
     def validate(self) -> "TrainConfig":
-        """Check every value, raising ValueError with one line naming the bad one and the valid ones."""
+        """Check every value, raising UsageError with one line naming the bad one and the valid ones."""
         get_space(self.space, **self.space_options)
         get_mode(self.mode)
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset '{self.dataset}'; valid: {', '.join(DATASETS)}")
+        dataset_info(self.dataset)
         for name in ("epochs", "channels", "cells", "batch_size", "held_out_images"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_images is not None and int(self.max_images) < 1:
-            raise ValueError(f"--max-images must be >= 1, got {self.max_images}")
+            raise UsageError(f"--max-images must be >= 1, got {self.max_images}")
         if self.order not in (1, 2):
-            raise ValueError(f"--order must be 1 or 2, got {self.order}")
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device '{self.device}' is not available here; valid: cpu")
+            raise UsageError(f"--order must be 1 or 2, got {self.order}")
+        if self.protocol not in SEARCH_PROTOCOLS:
+            raise UsageError(f"unknown protocol '{self.protocol}'; valid: {', '.join(SEARCH_PROTOCOLS)}")
+        check_torch_device(self.device)
         return self
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(values) - known)
-        if bad:
-            raise ValueError(f"unknown training option '{bad[0]}'; valid: {', '.join(sorted(known))}")
-        return cls(**values)
+        """A config from a dict (a YAML file, a run's config.json); UsageError naming an unknown key or a value
+        of the wrong type."""
+        return config_from_dict(cls, values, "the training config")
+
+
+def check_torch_device(device: str) -> None:
+    """UsageError unless `device` is cpu, or cuda / cuda:N with a GPU torch can see."""
+    if device != "cpu" and not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise UsageError(f"unknown torch device '{device}'; valid: cpu, cuda, cuda:N")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"device '{device}' is not available here; valid: cpu")
 
 
 class _Log:
@@ -145,7 +169,7 @@ def open_run(out: Path, checkpoint: str, resume: bool, what: str = "a run") -> d
     if resume:
         return load_checkpoint(out / checkpoint)
     if (out / checkpoint).exists():
-        raise ValueError(f"'{out}' already holds {what}; pass --resume to continue it or choose another --out")
+        raise UsageError(f"'{out}' already holds {what}; pass --resume to continue it or choose another --out")
     return None
 
 
@@ -179,7 +203,8 @@ def _cycle(batches: TensorBatches, epoch: int):
 
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
-    """Train (or resume) a supernet as `cfg` says; returns the summary also written to result.json."""
+    """Train (or resume) a supernet as `cfg` says; returns the summary also written to result.json. The run
+    folder's `train.log` receives the run's log records."""
     cfg.validate()
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT
@@ -188,12 +213,17 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         old = ckpt["config"]
         for key in _SAME_ON_RESUME:
             if old.get(key) != getattr(cfg, key):
-                raise ValueError(f"checkpoint '{ckpt_path}' was trained with {key}={old.get(key)!r}; "
+                raise UsageError(f"checkpoint '{ckpt_path}' was trained with {key}={old.get(key)!r}; "
                                  f"this run asks {key}={getattr(cfg, key)!r}")
+    with log_to_file(out / LOG):
+        return _train(cfg, ckpt, out)
 
+
+def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str, Any]:
+    ckpt_path = out / CHECKPOINT
     space, model, optimizer, scheduler, mode, batches = build_run(cfg)
     start = 0
-    log = _Log(out / "metrics.csv")
+    metrics = _Log(out / "metrics.csv")
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -209,7 +239,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                     scheduler.step()
         mode.load_state_dict(ckpt["mode"])
         set_rng_states(ckpt["rng"])
-        log.rows = list(ckpt.get("metrics", []))
+        metrics.rows = list(ckpt.get("metrics", []))
+        log.info("resuming %s from epoch %d of %d", ckpt_path, start + 1, cfg.epochs)
+    else:
+        log.info("training a %s supernet on %s (%s, C=%d, N=%d) for %d epochs into %s", cfg.mode, cfg.dataset,
+                 cfg.space, cfg.channels, cfg.cells, cfg.epochs, out)
     atomic_write_json(out / "config.json", asdict(cfg))
 
     for epoch in range(start, cfg.epochs):
@@ -229,20 +263,19 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
         if cfg.mode == "darts":  # what DARTS trains is the mixture; its argmax arch can lag far behind early on
             row["mixture_acc"] = held_out_accuracy(model, batches["held_out"], None, weights=mode.weights().detach())
         row.update({k: v for k, v in summary.items() if k in ("derived_arch", "skip_fraction", "tau")})
-        log.add(row)
+        metrics.add(row)
         atomic_torch_save({"config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                           "mode": mode.state_dict(), "rng": rng_states(), "metrics": log.rows}, ckpt_path)
-        if cfg.progress:
-            tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} train acc "
-                       f"{row['train_acc']:.1f}% held-out acc {row['val_acc']:.1f}% ({row['images_per_s']:.0f} img/s)")
+                           "mode": mode.state_dict(), "rng": rng_states(), "metrics": metrics.rows}, ckpt_path)
+        log.info("epoch %d/%d: loss %.3f train acc %.1f%% held-out acc %.1f%% (%.0f img/s)", epoch + 1, cfg.epochs,
+                 row["train_loss"], row["train_acc"], row["val_acc"], row["images_per_s"])
 
-    final = log.rows[-1] if log.rows else {}
+    final = metrics.rows[-1] if metrics.rows else {}
     result = {"run": str(out), "space": cfg.space, "mode": cfg.mode, "dataset": cfg.dataset, "epochs": cfg.epochs,
               "val_acc": final.get("val_acc"), "train_acc": final.get("train_acc"), **mode.summary()}
     atomic_write_json(out / "result.json", result)
-    if "warning" in result and cfg.progress:
-        tqdm.write(f"warning: {result['warning']}")
+    if "warning" in result:
+        log.warning(result["warning"])
     return result
 
 
@@ -282,7 +315,7 @@ def load_supernet(run: str | Path, device: str = "cpu"):
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:
-        raise ValueError(f"checkpoint '{path}' does not fit space '{cfg['space']}' with its config") from exc
+        raise UsageError(f"checkpoint '{path}' does not fit space '{cfg['space']}' with its config") from exc
     return space, model.to(device).eval(), cfg
 
 

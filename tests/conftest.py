@@ -12,6 +12,19 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HWNAS_DATA", str(REPO / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Every test's caches (measured latency, read-only runs' proxy scores, NATS extracts) go to a folder of
+    the test session, never to the user's ~/.cache/hwnas."""
+    before = os.environ.get("HWNAS_CACHE")
+    os.environ["HWNAS_CACHE"] = str(tmp_path_factory.mktemp("hwnas_cache"))
+    yield
+    if before is None:
+        os.environ.pop("HWNAS_CACHE", None)
+    else:
+        os.environ["HWNAS_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = Path(os.environ["HWNAS_DATA"])
@@ -47,7 +60,7 @@ def one_thread():
 def tiny_run(data_dir, tmp_path_factory) -> Path:
     """A tiny trained SPOS supernet (C=4, N=1, 256 images, 1 epoch; a few seconds), one per test module
     so that proxy caches never leak between modules. Its folder is named `spos`."""
-    from supernet.trainer import TrainConfig, train
+    from hwnas.supernet.trainer import TrainConfig, train
 
     out = tmp_path_factory.mktemp("run") / "spos"
     train(TrainConfig(mode="spos", channels=4, cells=1, max_images=256, epochs=1, batch_size=64, out=str(out),
@@ -68,3 +81,61 @@ def crash_after_checkpoint(monkeypatch):
             raise KeyboardInterrupt
         monkeypatch.setattr(module, "atomic_torch_save", save_then_crash)
     return arm
+
+
+@pytest.fixture
+def file_server():
+    """`serve({path: bytes}, cut_after=None) -> base URL`: files on a loopback HTTP server that honours Range
+    requests (206) and, with `cut_after`, drops the connection after that many body bytes of a full answer
+    (an interrupted download). `server.requests` records (path, Range header) per request."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    servers = []
+
+    def serve(files: dict[str, bytes], cut_after: int | None = None):
+        state = {"cut": cut_after}
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.requests.append((self.path, self.headers.get("Range")))
+                body = files.get(self.path)
+                if body is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                rng = self.headers.get("Range")
+                if rng and rng.startswith("bytes="):
+                    start = int(rng[6:].split("-")[0])
+                    if start >= len(body):
+                        self.send_response(416)
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                part = body[start:]
+                self.send_header("Content-Length", str(len(part)))
+                self.end_headers()
+                if state["cut"] is not None and not rng:
+                    self.wfile.write(part[:state["cut"]])
+                    state["cut"] = None
+                    self.wfile.flush()
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(part)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.requests = []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}", server
+
+    yield serve
+    for s in servers:
+        s.shutdown()
+        s.server_close()

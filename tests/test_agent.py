@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from hardware import agent as agent_mod
-from hardware.agent import make_server, read_token_file, serve
-from hardware.measure import measure
-from hardware.remote import TOKEN_ENV, RemoteDevice, read_token
-from supernet.spaces.describe import build_described, describe_request
+from hwnas.hardware import agent as agent_mod
+from hwnas.hardware.agent import make_server, serve
+from hwnas.hardware.measure import measure
+from hwnas.hardware.remote import RemoteDevice
+from hwnas.hardware.tokens import TOKEN_ENV, read_token
+from hwnas.supernet.spaces.describe import build_described, describe_request
 
 TOKEN = "s3cret-token-for-tests"
 ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|"
@@ -303,13 +304,12 @@ def test_read_token(tmp_path, monkeypatch):
     assert read_token(None) == "from-env"
     f = tmp_path / "token"
     f.write_text("from-file\n")
-    assert read_token(f) == "from-file" and read_token_file(f) == "from-file"
+    assert read_token(f) == "from-file"
     f.write_text("  \n")
-    for reader in (read_token, read_token_file):
-        with pytest.raises(ValueError, match="empty"):
-            reader(f)
-        with pytest.raises(ValueError, match="not found"):
-            reader(tmp_path / "missing")
+    with pytest.raises(ValueError, match="empty"):
+        read_token(f)
+    with pytest.raises(FileNotFoundError, match="not found"):
+        read_token(tmp_path / "missing")
 
 
 def test_empty_token_refused_at_startup():
@@ -329,7 +329,7 @@ def test_agent_imports_only_hardware_measure():
                 found.add(name)
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] in ours}
-    assert found == {".measure"}
+    assert found - {"hwnas.core.errors", "hwnas.core.registry"} == {".measure", ".tokens"}
 
 
 def test_remote_timing_matches_local(agent):
@@ -343,14 +343,14 @@ def test_remote_latency_objective_measures_through_the_agent(agent, tmp_path):
     """`remote_latency:<url>` in a search context: the agent's timings, cached per canonical arch."""
     import numpy as np
 
-    from evolve.measured import MeasureSettings
-    from evolve.objectives import ObjectiveContext, get_objective
+    from hwnas.evolve.objectives.measured import MeasureSettings
+    from hwnas.evolve.objectives import get_objective
+    from hwnas.evolve.sources import Sources
 
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
-    ctx = ObjectiveContext(net_config=dict(TINY), progress=False, agent_token=str(token_file),
-                           measure_settings=MeasureSettings(warmup=1, repeats=3),
-                           latency_cache=str(tmp_path / "latency.sqlite"))
+    ctx = Sources(net=dict(TINY), progress=False, agent_token_file=str(token_file),
+                  measure=MeasureSettings(warmup=1, repeats=3), latency_cache=str(tmp_path / "latency.sqlite"))
     obj = get_objective(f"remote_latency:{agent.url}", ctx)
     assert obj.column.startswith("remote_latency_http_127_0_0_1_") and obj.unit == "ms"
     space = ctx.space
@@ -371,13 +371,13 @@ def test_cli_agent_serves_and_cli_measures_through_it(tmp_path):
     token_file.write_text(TOKEN)
     token_file.chmod(0o600)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    agent = subprocess.Popen([sys.executable, "-m", "evolve.cli", "agent", "serve", "--token-file", str(token_file),
+    agent = subprocess.Popen([sys.executable, "-m", "hwnas.cli", "agent", "serve", "--token-file", str(token_file),
                               "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         line = agent.stdout.readline()
         assert "listening on http://127.0.0.1:" in line, line
         url = line.split("listening on ")[1].strip()
-        out = subprocess.run([sys.executable, "-m", "evolve.cli", "measure", "--arch", ARCH, "--channels", "4",
+        out = subprocess.run([sys.executable, "-m", "hwnas.cli", "measure", "--arch", ARCH, "--channels", "4",
                               "--cells", "1", "--repeats", "3", "--warmup", "1", "--json", "--agent", url,
                               "--agent-token-file", str(token_file)], capture_output=True, text=True, env=env,
                              timeout=120)
@@ -386,9 +386,9 @@ def test_cli_agent_serves_and_cli_measures_through_it(tmp_path):
         assert answer["timing"]["runs"] == 3 and answer["device"]["target"] == "cpu"
         bad = tmp_path / "wrong"
         bad.write_text("not-the-token")
-        out = subprocess.run([sys.executable, "-m", "evolve.cli", "measure", "--arch", ARCH, "--agent", url,
+        out = subprocess.run([sys.executable, "-m", "hwnas.cli", "measure", "--arch", ARCH, "--agent", url,
                               "--agent-token-file", str(bad)], capture_output=True, text=True, env=env, timeout=120)
-        assert out.returncode == 2 and "refused the token" in out.stderr and out.stderr.count("\n") == 1
+        assert out.returncode == 1 and "refused the token" in out.stderr and out.stderr.count("\n") == 1
     finally:
         agent.terminate()
         agent.wait(10)

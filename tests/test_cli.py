@@ -1,44 +1,92 @@
-"""The `hwnas` command line: one-line errors with exit status 2, YAML configs, search output files."""
+"""The `hwnas` command line: one-line errors with exit status 2 (usage) or 1 (runtime), YAML configs, nested
+subcommands with their own --help, search folders, the registries' listings."""
 from __future__ import annotations
 
-import pytest
+import yaml
 
-from evolve.cli import main
-from evolve.front import Front
+from hwnas.cli import main
+from hwnas.evolve.front import Front
 
 
-def _error(capsys, argv) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err.strip()
+def _run(capsys, argv) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own usage errors and --help
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _error(capsys, argv, code: int = 2) -> str:
+    got, _, err = _run(capsys, argv)
+    assert got == code, err
+    err = err.strip()
     assert len(err.splitlines()) == 1, err
     return err
 
 
 def test_help_lists_every_command(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["--help"])
-    assert exc.value.code == 0
-    out = capsys.readouterr().out
-    for cmd in ("quickstart", "train", "search", "devices", "plot"):
+    code, out, _ = _run(capsys, ["--help"])
+    assert code == 0
+    for cmd in ("quickstart", "train", "retrain", "search", "plot", "export", "measure", "lut", "agent", "space",
+                "list", "data"):
         assert cmd in out
+
+
+def test_nested_subcommands_have_their_own_help(capsys):
+    code, build, _ = _run(capsys, ["lut", "build", "--help"])
+    assert code == 0 and "--lut" in build and "--target" in build
+    assert "--sample" not in build  # a flag of `lut check` only
+    code, check, _ = _run(capsys, ["lut", "check", "--help"])
+    assert code == 0 and "--sample" in check
+    code, _, err = _run(capsys, ["lut"])
+    assert code == 2 and "ACTION" in err
+
+
+def test_every_config_field_has_a_flag(capsys):
+    """Flags are generated from the config dataclasses, so none is missing (weight_decay and protocol were)."""
+    from hwnas.core.config import flat_fields
+    from hwnas.evolve.explore import SearchConfig
+    from hwnas.supernet.retrain import RetrainConfig
+    from hwnas.supernet.trainer import TrainConfig
+
+    for command, cls in (("train", TrainConfig), ("retrain", RetrainConfig), ("search", SearchConfig)):
+        _, text, _ = _run(capsys, [command, "--help"])
+        for key, (_, _, f) in flat_fields(cls).items():
+            if f.metadata.get("cli", True):
+                flag = f.metadata.get("flag") or "--" + key.replace("_", "-")
+                assert flag in text, f"{command} has no {flag}"
+    _, text, _ = _run(capsys, ["train", "--help"])
+    assert "--weight-decay" in text and "--protocol" in text and "(default: 0.0005)" in text
 
 
 def test_bad_values_give_one_line_errors(capsys, data_dir, tmp_path):
     assert "unknown mode 'foo'; valid: spos, darts, gdas" in _error(capsys, ["train", "--mode", "foo"])
-    assert "unknown space 'nb101'; valid: mobilenet, nb201, resblock, shufflenet" in _error(capsys, ["train", "--space", "nb101"])
+    assert "unknown space 'nb101'; valid: mobilenet, nb201, resblock, shufflenet" in _error(
+        capsys, ["train", "--space", "nb101"])
     assert "unknown dataset 'svhn'" in _error(capsys, ["train", "--dataset", "svhn"])
-    assert "not found" in _error(capsys, ["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")])
-    assert "unknown device 'jetson'" in _error(capsys, ["search", "--oracle", "true", "--device", "jetson",
-                                                        "--out", str(tmp_path)])
-    assert "unknown objective 'latency'" in _error(capsys, ["search", "--oracle", "true", "--objectives",
-                                                            "true_err", "latency", "--out", str(tmp_path)])
-    assert "unknown algorithm 'pso'" in _error(capsys, ["search", "--oracle", "true", "--device", "fpga",
+    assert "unknown target 'jetson'" in _error(capsys, ["search", "--oracle", "--target", "jetson",
+                                                        "--out", str(tmp_path / "a")])
+    assert "unknown objective 'latency'" in _error(capsys, ["search", "--oracle", "--objectives", "true_err",
+                                                            "latency", "--out", str(tmp_path / "b")])
+    assert "unknown algorithm 'pso'" in _error(capsys, ["search", "--oracle", "--target", "fpga",
                                                         "--algorithm", "pso"])
-    assert "needs --supernet" in _error(capsys, ["search", "--device", "fpga"])
-    assert "no checkpoint" in _error(capsys, ["search", "--supernet", str(tmp_path / "none"), "--device", "fpga"])
-    assert "bad bound" in _error(capsys, ["search", "--oracle", "true", "--device", "fpga", "--max", "fpga<3"])
+    assert "needs --supernet" in _error(capsys, ["search", "--target", "fpga"])
+    assert "bad bound" in _error(capsys, ["search", "--oracle", "--target", "fpga", "--max", "fpga<3"])
+    assert "--device is the torch device" in _error(capsys, ["search", "--oracle", "--device", "fpga"])
+    assert "invalid int value" in _error(capsys, ["train", "--epochs", "many"])
+
+
+def test_runtime_failures_exit_1(capsys, tmp_path):
+    assert "not found" in _error(capsys, ["train", "--data", str(tmp_path / "nowhere"), "--out",
+                                          str(tmp_path / "r")], code=1)
+    assert "no checkpoint" in _error(capsys, ["search", "--supernet", str(tmp_path / "none"), "--target", "fpga"],
+                                     code=1)
+    bad = tmp_path / "run"
+    bad.mkdir()
+    (bad / "supernet.pt").write_bytes(b"not a checkpoint")
+    assert "corrupt" in _error(capsys, ["search", "--supernet", str(bad), "--target", "fpga", "--out",
+                                        str(tmp_path / "f")], code=1)
 
 
 def test_yaml_config_sets_defaults_and_flags_win(capsys, tmp_path):
@@ -50,23 +98,57 @@ def test_yaml_config_sets_defaults_and_flags_win(capsys, tmp_path):
     assert "unknown option 'colour'" in _error(capsys, ["train", "--config", str(cfg)])
     cfg.write_text("- a list\n")
     assert "mapping" in _error(capsys, ["train", "--config", str(cfg)])
+    cfg.write_text("epochs: [1, 2]\n")
+    assert "option 'epochs' must be an integer, got [1, 2]" in _error(capsys, ["train", "--config", str(cfg)])
+    cfg.write_bytes(b"\xff\xfe epochs: 1")
+    assert "not UTF-8" in _error(capsys, ["train", "--config", str(cfg)])
 
 
-def test_oracle_search_writes_reloadable_front_files(capsys, data_dir, tmp_path):
-    out = tmp_path / "fronts"
-    assert main(["search", "--oracle", "true", "--device", "pixel3", "--pop-size", "10", "--generations", "3",
-                 "--out", str(out), "--quiet"]) == 0
+def test_search_writes_a_folder_of_its_own_and_refuses_to_overwrite_it(capsys, data_dir, tmp_path):
+    out = tmp_path / "fronts" / "x"
+    argv = ["search", "--oracle", "--target", "pixel3", "--pop-size", "10", "--generations", "3", "--out", str(out),
+            "--quiet"]
+    code, stdout, err = _run(capsys, argv)
+    assert code == 0, err
     for ext in ("csv", "parquet", "json", "png"):
         assert (out / f"pixel3.{ext}").stat().st_size > 0
+    assert (out / "search.log").read_text().count("pixel3") >= 2
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["targets"] == ["pixel3"] and config["oracle"] is True and config["pop_size"] == 10
     front = Front.load(out / "pixel3.json")
     assert "arch_str" in front.table and front.table["is_pareto"].any()
-    assert front.meta["device"] == "pixel3" and front.meta["hv_ratio"] > 0
-    assert main(["plot", str(out / "pixel3.json"), "--out", str(tmp_path / "p.png")]) == 0
-    assert (tmp_path / "p.png").stat().st_size > 0
+    assert front.meta["target"] == "pixel3" and front.meta["hv_ratio"] > 0
     assert not list(out.glob("*.tmp"))
+    # a second search into the same folder is refused, naming --overwrite; with it, it replaces the search
+    assert "--overwrite" in _error(capsys, argv)
+    code, _, err = _run(capsys, [*argv[:3], "fpga", *argv[4:], "--overwrite"])
+    assert code == 0, err
+    assert (out / "fpga.json").is_file() and not (out / "pixel3.json").exists()
+    # the folder's config.yaml is a --config file: the same search again
+    again = tmp_path / "again"
+    code, _, err = _run(capsys, ["search", "--config", str(out / "config.yaml"), "--out", str(again), "--quiet"])
+    assert code == 0, err
+    assert Front.load(again / "fpga.json").table.equals(Front.load(out / "fpga.json").table)
+    code, _, _ = _run(capsys, ["plot", str(out / "fpga.json"), "--out", str(tmp_path / "p.png")])
+    assert code == 0 and (tmp_path / "p.png").stat().st_size > 0
 
 
-def test_devices_lists_hwnasbench_metrics_with_units(capsys, data_dir):
-    assert main(["devices"]) == 0
-    out = capsys.readouterr().out
-    assert "edgegpu_energy" in out and "mJ" in out and "fpga_latency" in out and "proxy_err" in out
+def test_list_objectives_prints_unit_direction_and_cost_class(capsys, data_dir):
+    code, out, _ = _run(capsys, ["list", "objectives"])
+    assert code == 0
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert rows["proxy_err"][1:4] == ["%", "min", "supernet"]
+    assert rows["edgegpu_energy"][1:4] == ["mJ", "min", "table"]
+    assert rows["flops"][1:4] == ["M", "min", "counter"]
+    assert rows["measured_latency:<target>"][1:4] == ["ms", "min", "device"]
+    code, out, _ = _run(capsys, ["list", "targets", "edge*"])
+    assert code == 0 and "edgegpu_latency" in out and "fpga" not in out
+    for kind, name in (("spaces", "mobilenet"), ("modes", "gdas"), ("algorithms", "random")):
+        code, out, _ = _run(capsys, ["list", kind])
+        assert code == 0 and name in out
+
+
+def test_devices_is_an_alias_with_a_deprecation_note(capsys, data_dir):
+    code, out, err = _run(capsys, ["devices"])
+    assert code == 0 and "edgegpu_energy" in out and "proxy_err" in out
+    assert "hwnas list objectives" in err and len(err.strip().splitlines()) == 1

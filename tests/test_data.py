@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from supernet import data
-from supernet.data import DATASETS, RawDataset, Splits, TensorBatches, data_root, load_dataset, make_splits
+from hwnas.core.datasets import DATASETS
+from hwnas.supernet import data
+from hwnas.supernet.data import RawDataset, Splits, TensorBatches, data_root, load_dataset, make_splits
 
 
 @pytest.fixture(scope="module")
@@ -56,11 +57,10 @@ def _fake_raw(n_train: int = 1000, n_test: int = 200, hw: int = 8) -> RawDataset
 
 def test_data_module_imports_no_evolve_benchmarks_or_hardware():
     tree = ast.parse(pathlib.Path(data.__file__).read_text())
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
-                for alias in node.names}
-    imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
-                 if isinstance(node, ast.ImportFrom)}
-    assert not imported & {"evolve", "benchmarks", "hardware", "torchvision"}
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    bad = ("hwnas.evolve", "hwnas.benchmarks", "hwnas.hardware", "torchvision")
+    assert not [m for m in imported if m.startswith(bad)]
 
 
 def test_data_root_prefers_argument_then_env_then_default(monkeypatch, tmp_path):
@@ -116,7 +116,7 @@ def test_unknown_dataset_is_a_one_line_value_error():
     with pytest.raises(ValueError) as e:
         load_dataset("foo")
     assert str(e.value) == "unknown dataset 'foo'; valid: cifar10, cifar100, ImageNet16-120"
-    assert DATASETS == ("cifar10", "cifar100", "ImageNet16-120")
+    assert DATASETS.list() == ["cifar10", "cifar100", "ImageNet16-120"]
 
 
 @pytest.mark.parametrize("name, folder", [("cifar10", "cifar-10-batches-py"),
@@ -127,10 +127,8 @@ def test_missing_data_dir_names_the_path_and_how_to_get_it(tmp_path, name, folde
         load_dataset(name, root=tmp_path)
     msg = str(e.value)
     assert "\n" not in msg and str(tmp_path / folder) in msg and "HWNAS_DATA" in msg
-    if name == "cifar10":
-        assert "--download" in msg and "prepare_data.py" in msg
-    elif name == "cifar100":
-        assert "--download" in msg
+    if name in ("cifar10", "cifar100"):
+        assert "hwnas data download" in msg and "--download" in msg and "hwnas data prepare" in msg
     else:
         assert "NAS-Bench-201" in msg
 
@@ -158,7 +156,7 @@ def test_pickle_with_foreign_objects_is_rejected_not_executed(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# download (no network: urlopen is replaced)
+# download (a loopback server stands in for the official site)
 
 
 def _tarball(members: dict[str, bytes]) -> bytes:
@@ -171,45 +169,61 @@ def _tarball(members: dict[str, bytes]) -> bytes:
     return buf.getvalue()
 
 
-def _serve(monkeypatch, payload: bytes) -> list:
-    calls = []
+@pytest.fixture
+def cifar100_at(monkeypatch):
+    """`cifar100_at(url, md5)`: the registered CIFAR-100 download points at `url` with checksum `md5`."""
+    import dataclasses
 
-    def fake_urlopen(url, *args, **kwargs):
-        calls.append(url)
-        return io.BytesIO(payload)
+    info = DATASETS.get("cifar100")
 
-    monkeypatch.setattr(urllib.request, "urlopen", fake_urlopen)
-    return calls
+    def point(url: str, md5: str) -> None:
+        DATASETS.register("cifar100", dataclasses.replace(info, url=url, md5=md5), replace=True)
+    yield point
+    DATASETS.register("cifar100", info, replace=True)
 
 
-def test_download_with_wrong_md5_is_rejected_and_leaves_nothing_behind(tmp_path, monkeypatch):
-    calls = _serve(monkeypatch, b"not the cifar tarball")
+def test_download_with_wrong_md5_is_rejected_and_leaves_nothing_behind(tmp_path, file_server, cifar100_at):
+    base, server = file_server({"/cifar-100-python.tar.gz": b"not the cifar tarball"})
+    cifar100_at(f"{base}/cifar-100-python.tar.gz", hashlib.md5(b"the real one").hexdigest())
     with pytest.raises(ValueError, match="md5"):
-        load_dataset("cifar10", root=tmp_path, download=True)
-    assert calls == ["https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"]
+        load_dataset("cifar100", root=tmp_path, download=True)
+    assert [p for p, _ in server.requests] == ["/cifar-100-python.tar.gz"]
     assert list(tmp_path.iterdir()) == []
 
 
-def test_download_checks_md5_then_extracts_atomically_and_loads(tmp_path, monkeypatch):
+def test_download_checks_md5_then_extracts_atomically_and_loads(tmp_path, file_server, cifar100_at):
     src = tmp_path / "src"
     _write_cifar100(src)
-    blob = _tarball({f"cifar-100-python/{s}": (src / "cifar-100-python" / s).read_bytes()
-                     for s in ("train", "test")})
-    url = data._DOWNLOADS["cifar100"][0]
-    monkeypatch.setitem(data._DOWNLOADS, "cifar100", (url, hashlib.md5(blob).hexdigest(), "cifar-100-python"))
-    _serve(monkeypatch, blob)
+    blob = _tarball({f"cifar-100-python/{s}": (src / "cifar-100-python" / s).read_bytes() for s in ("train", "test")})
+    base, _ = file_server({"/c.tar.gz": blob})
+    cifar100_at(f"{base}/c.tar.gz", hashlib.md5(blob).hexdigest())
     root = tmp_path / "root"
     raw = load_dataset("cifar100", root=root, download=True)
     assert raw.train_x.shape == (20, 3, 32, 32)
-    assert sorted(p.name for p in root.iterdir()) == ["cifar-100-python"]  # no temp files left
+    assert sorted(p.name for p in root.iterdir()) == ["cifar-100-python"]  # no tarball or temp files left
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(tmp_path, file_server, cifar100_at):
+    src = tmp_path / "src"
+    _write_cifar100(src, n_train=200)
+    blob = _tarball({f"cifar-100-python/{s}": (src / "cifar-100-python" / s).read_bytes() for s in ("train", "test")})
+    base, server = file_server({"/c.tar.gz": blob}, cut_after=len(blob) // 3)
+    cifar100_at(f"{base}/c.tar.gz", hashlib.md5(blob).hexdigest())
+    root = tmp_path / "root"
+    with pytest.raises(RuntimeError, match="run the same command again to resume"):
+        load_dataset("cifar100", root=root, download=True)
+    assert (root / "c.tar.gz.part").stat().st_size == len(blob) // 3
+    raw = load_dataset("cifar100", root=root, download=True)  # asks only for the rest
+    assert raw.train_x.shape == (200, 3, 32, 32)
+    assert server.requests[-1] == ("/c.tar.gz", f"bytes={len(blob) // 3}-")
+    assert sorted(p.name for p in root.iterdir()) == ["cifar-100-python"]
 
 
 @pytest.mark.parametrize("evil", ["../evil", "/tmp/hwnas_evil_abs"])
-def test_download_rejects_archive_members_outside_the_root(tmp_path, monkeypatch, evil):
+def test_download_rejects_archive_members_outside_the_root(tmp_path, file_server, cifar100_at, evil):
     blob = _tarball({"cifar-100-python/train": b"x", evil: b"pwned"})
-    url = data._DOWNLOADS["cifar100"][0]
-    monkeypatch.setitem(data._DOWNLOADS, "cifar100", (url, hashlib.md5(blob).hexdigest(), "cifar-100-python"))
-    _serve(monkeypatch, blob)
+    base, _ = file_server({"/c.tar.gz": blob})
+    cifar100_at(f"{base}/c.tar.gz", hashlib.md5(blob).hexdigest())
     root = tmp_path / "root"
     with pytest.raises(ValueError, match="unsafe member"):
         load_dataset("cifar100", root=root, download=True)

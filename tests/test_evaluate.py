@@ -6,10 +6,11 @@ import threading
 import numpy as np
 import pytest
 
-from supernet.evaluate import ProxyEvaluator, ProxySettings, ResultCache
-from supernet.trainer import TrainConfig, train
+from hwnas.core.cache import ResultCache
+from hwnas.supernet.evaluate import ProxyEvaluator, ProxySettings
+from hwnas.supernet.trainer import TrainConfig, train
 
-SMALL = dict(eval_images=64, calib_batches=1, calib_batch_size=32, batch_size=64)
+SMALL = dict(eval_images=64, calib_batches=1, calib_batch_size=32, eval_batch_size=64)
 
 
 @pytest.fixture(scope="module")
@@ -71,15 +72,15 @@ def test_unknown_bn_mode_is_a_one_line_error(run):
 def test_cache_goes_beside_the_checkpoint_or_to_the_user_cache_when_the_run_is_read_only(tmp_path, monkeypatch):
     import os
 
-    from supernet import evaluate
+    from hwnas.supernet import evaluate
 
     ckpt = tmp_path / "run" / "supernet.pt"
     ckpt.parent.mkdir()
     assert evaluate.default_cache_path(ckpt) == tmp_path / "run" / "proxy_cache.sqlite"
     # root may write anywhere, so a read-only folder is simulated rather than made with chmod
     monkeypatch.setattr(evaluate.os, "access", lambda path, mode: False if mode == os.W_OK else True)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert evaluate.default_cache_path(ckpt) == tmp_path / "xdg" / "hwnas" / "proxy_cache.sqlite"
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
+    assert evaluate.default_cache_path(ckpt) == tmp_path / "cache" / "proxy_cache.sqlite"
 
 
 def test_cached_scores_keep_what_they_cost(run, data_dir):

@@ -7,14 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from evolve.front import Front, default_meta
-from evolve.pareto import (
+from hwnas.evolve.front import Front, default_meta
+from hwnas.evolve.pareto import (
     HV_REFERENCE,
     exact_front,
     hv_ratio,
     igd,
     non_dominated_mask,
-    normalize,
     normalized_hypervolume,
 )
 
@@ -56,9 +55,12 @@ def test_exact_front_on_a_hand_example():
     np.testing.assert_array_equal(exact_front(F), [0, 1, 3, 4])
 
 
-def test_normalize_guards_zero_ranges():
-    Z = normalize(np.array([[10.0, 5.0], [20.0, 5.0]]), ideal=[10, 5], nadir=[20, 5])
-    np.testing.assert_allclose(Z, [[0, 0], [1, 0]])
+def test_an_objective_with_a_zero_range_is_shifted_not_scaled():
+    # the second objective spans nothing (5..5): (10, 5) normalises to (0, 0), which dominates the whole box
+    assert normalized_hypervolume(np.array([[10.0, 5.0], [20.0, 5.0]]), [10, 5], [20, 5]) == pytest.approx(1.0)
+    # (15, 5.5) -> (0.5, 0.5): 5.5 - 5 unscaled
+    r = HV_REFERENCE
+    assert normalized_hypervolume(np.array([[15.0, 5.5]]), [10, 5], [20, 5]) == pytest.approx((r - 0.5) ** 2 / r**2)
 
 
 def test_hypervolume_of_two_points_by_hand():
@@ -200,7 +202,7 @@ def close_figures():
 
 
 def test_every_plot_writes_a_png(tmp_path, close_figures):
-    from evolve import plot
+    from hwnas.evolve import plot
 
     f = _front()
     g = f.rescore("true_err_pct", f.table["proxy_err_pct"].to_numpy() + 2.0)
@@ -234,7 +236,7 @@ def test_every_plot_writes_a_png(tmp_path, close_figures):
 def test_legend_counts_only_the_archs_it_draws(close_figures):
     import numpy as np
 
-    from evolve import plot
+    from hwnas.evolve import plot
 
     f = _front()
     f.table.loc[f.table.index[:3], "fpga_latency_ms"] = np.nan  # a device table without these archs

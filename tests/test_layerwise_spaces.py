@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from supernet.spaces import get_space, space_from_config
-from supernet.trainer import TrainConfig, load_supernet, train
+from hwnas.supernet.spaces import get_space, space_from_config
+from hwnas.supernet.trainer import TrainConfig, load_supernet, train
 
 SPACES = ("mobilenet", "shufflenet", "resblock")
 SMALL = {"mobilenet": [[1.5, 1, 1], [2, 2, 2], [4, 1, 2]],
@@ -128,7 +128,7 @@ def test_one_hot_mixture_and_hard_sample_equal_the_single_path(name):
 
 
 def test_arch_parameters_never_pick_a_choice_a_layer_does_not_have():
-    from supernet.modes import DARTS, GDAS
+    from hwnas.supernet.modes import DARTS, GDAS
 
     space = small("mobilenet")  # first layers of a stage have 6 choices, the others 7
     net = space.build_supernet(channels=8)
@@ -167,13 +167,14 @@ def test_tiny_spos_run_beats_chance_and_reloads(trained):
 
 
 def test_nsga2_front_is_non_dominated(trained):
-    from evolve.objectives import ObjectiveContext, get_objective
-    from evolve.pareto import non_dominated_mask
-    from evolve.search import search
-    from supernet.evaluate import ProxySettings
+    from hwnas.evolve.objectives import get_objective
+    from hwnas.evolve.sources import Sources
+    from hwnas.evolve.pareto import non_dominated_mask
+    from hwnas.evolve.search import search
+    from hwnas.supernet.evaluate import ProxySettings
 
     name, run, _ = trained
-    ctx = ObjectiveContext(supernet=str(run), progress=False, proxy_settings=ProxySettings(eval_images=250,
+    ctx = Sources(supernet=str(run), progress=False, proxy_settings=ProxySettings(eval_images=250,
                                                                                          calib_batches=2))
     assert ctx.space.name == name and ctx.space.options == {"stages": SMALL[name]}
     objectives = [get_objective(n, ctx) for n in ("proxy_err", "flops")]
@@ -188,16 +189,17 @@ def test_nsga2_front_is_non_dominated(trained):
     with pytest.raises(ValueError, match="cover the nb201 space only; for space '" + name):
         get_objective("edgegpu_latency", ctx)
     with pytest.raises(ValueError, match=f"was trained on space '{name}' with options .*; this asks 'nb201'"):
-        ObjectiveContext(space="nb201", supernet=str(run))
+        Sources(space="nb201", supernet=str(run))
 
 
 def test_nsga2_matches_exhaustive_enumeration_on_a_small_space():
-    from evolve.objectives import ObjectiveContext, get_objective
-    from evolve.pareto import non_dominated_mask
-    from evolve.search import search
+    from hwnas.evolve.objectives import get_objective
+    from hwnas.evolve.sources import Sources
+    from hwnas.evolve.pareto import non_dominated_mask
+    from hwnas.evolve.search import search
 
     space = get_space("resblock", stages=[[1, 1, 1], [2, 1, 2]])  # 14 x 14 = 196 archs
-    ctx = ObjectiveContext(space=space, net_config={"channels": 8, "cells": 1}, progress=False)
+    ctx = Sources(space=space, net={"channels": 8, "cells": 1}, progress=False)
     objectives = [get_objective(n, ctx) for n in ("params", "flops")]
     every = [(a, b) for a in range(14) for b in range(14)]
     F = np.column_stack([o(every) for o in objectives])
@@ -210,7 +212,7 @@ def test_nsga2_matches_exhaustive_enumeration_on_a_small_space():
 # ------------------------------------------------------------------------------------------ hardware
 @pytest.mark.parametrize("name", SPACES)
 def test_lookup_table_blocks_cover_every_arch_and_add_up_to_its_flops(name):
-    from hardware import counters
+    from hwnas.hardware import counters
 
     space = small(name)
     blocks = space.latency_blocks((1, 3, 32, 32), channels=8)
@@ -224,7 +226,7 @@ def test_lookup_table_blocks_cover_every_arch_and_add_up_to_its_flops(name):
 
 
 def test_tailored_widths_differ_from_uniform_ones_when_latency_has_steps():
-    from evolve.tailor import fit_power_law, tailor_widths, uniform_widths
+    from hwnas.evolve.tailor import fit_power_law, tailor_widths, uniform_widths
 
     k, a, b = fit_power_law([1, 2, 3, 4, 5], [2 * x ** 1.5 + 3 for x in [1, 2, 3, 4, 5]])
     assert (k, a, b) == pytest.approx((2.0, 1.5, 3.0), abs=1e-6)
@@ -240,8 +242,8 @@ def test_tailored_widths_differ_from_uniform_ones_when_latency_has_steps():
 
 
 def test_tailored_space_uses_the_chosen_widths(tmp_path):
-    from evolve.tailor import load_tailored, tailor_space
-    from supernet.atomic import atomic_write_json
+    from hwnas.evolve.tailor import load_tailored, tailor_space
+    from hwnas.core.files import atomic_write_json
 
     space = get_space("mobilenet", stages=[[1.5, 1, 1], [2, 2, 2]])
     fake_latency = {}
@@ -272,9 +274,9 @@ def test_tailored_space_uses_the_chosen_widths(tmp_path):
 
 
 def test_commands_take_a_tailoring_report(tmp_path, capsys):
-    from evolve.cli import main
-    from evolve.tailor import tailor_space
-    from supernet.atomic import atomic_write_json
+    from hwnas.cli import main
+    from hwnas.evolve.tailor import tailor_space
+    from hwnas.core.files import atomic_write_json
 
     space = get_space("mobilenet", stages=[[1.5, 1, 1], [2, 2, 2]])
     report = tailor_space(space, lambda module, shape: float(sum(p.numel() for p in module.parameters())),
@@ -288,14 +290,13 @@ def test_commands_take_a_tailoring_report(tmp_path, capsys):
     assert main(["measure", "--space", "mobilenet", "--tailored", str(tmp_path / "t.json"), "--arch", arch,
                  "--warmup", "0", "--repeats", "2"]) == 0
     assert "ms" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as exit_:
-        main(["measure", "--space", "mobilenet", "--tailored", str(tmp_path / "t.json"), "--arch", arch,
-              "--channels", "8"])
-    assert exit_.value.code == 2 and "tailored for C=16, not C=8" in capsys.readouterr().err
+    exit__code = main(["measure", "--space", "mobilenet", "--tailored", str(tmp_path / "t.json"), "--arch", arch,
+          "--channels", "8"])
+    assert exit__code == 2 and "tailored for C=16, not C=8" in capsys.readouterr().err
 
 
 def test_remote_request_carries_space_options():
-    from supernet.spaces.describe import build_described, describe_request
+    from hwnas.supernet.spaces.describe import build_described, describe_request
 
     space = small("shufflenet")
     arch = space.to_str(space.sample(np.random.default_rng(0)))
@@ -310,7 +311,7 @@ def test_remote_request_carries_space_options():
 # ------------------------------------------------------------------------------------------ deploy
 def test_export_to_onnx_matches_pytorch_and_state_dict_round_trips(trained, tmp_path, data_dir):
     pytest.importorskip("onnxruntime")
-    from supernet.export import check_export, export_subnet, load_state_dict_export, subnet_from_run
+    from hwnas.supernet.export import check_export, export_subnet, load_state_dict_export, subnet_from_run
 
     name, run, _ = trained
     space = small(name)
@@ -326,9 +327,9 @@ def test_export_to_onnx_matches_pytorch_and_state_dict_round_trips(trained, tmp_
 
 
 def test_retrain_on_a_layerwise_space_resumes_exactly(data_dir, tmp_path, crash_after_checkpoint):
-    import supernet.retrain as retrain_module
-    from supernet.checkpoint import load_checkpoint
-    from supernet.retrain import RetrainConfig, retrain
+    import hwnas.supernet.retrain as retrain_module
+    from hwnas.supernet.checkpoint import load_checkpoint
+    from hwnas.supernet.retrain import RetrainConfig, retrain
 
     common = dict(space="resblock", space_options={"stages": SMALL["resblock"]}, arch="basic1-mbconv", channels=4,
                   max_images=128, batch_size=64, epochs=2, data=str(data_dir), progress=False)

@@ -10,13 +10,13 @@ from collections import Counter
 import pytest
 import torch
 
-from supernet.bn import batch_statistics
-from supernet.checkpoint import load_checkpoint
-from supernet.modes import DARTS, GDAS, get_mode, list_modes
-from supernet.nb201_net import Cell, Edge
-from supernet.ops import NB201_OPS
-from supernet.spaces import get_space
-from supernet.trainer import TrainConfig, build_run, load_supernet, train
+from hwnas.supernet.bn import batch_statistics
+from hwnas.supernet.checkpoint import load_checkpoint
+from hwnas.supernet.modes import DARTS, GDAS, get_mode, list_modes
+from hwnas.supernet.nb201_net import Cell, Edge
+from hwnas.supernet.ops import NB201_OPS
+from hwnas.supernet.spaces import get_space
+from hwnas.supernet.trainer import TrainConfig, build_run, load_supernet, train
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)
 

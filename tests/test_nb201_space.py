@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from supernet.nb201_net import EDGES, Cell, Edge, live_edges
-from supernet.ops import NB201_OPS
-from supernet.spaces import get_space
-from supernet.spaces.nb201 import NUM_ARCHS, unique_str
+from hwnas.supernet.nb201_net import EDGES, Cell, Edge, live_edges
+from hwnas.supernet.ops import NB201_OPS
+from hwnas.supernet.spaces import get_space
+from hwnas.supernet.spaces.nb201 import NUM_ARCHS, unique_str
 
 NONE, SKIP, CONV1, CONV3, POOL = range(5)  # NB201_OPS order
 ALL_NONE = (NONE,) * 6

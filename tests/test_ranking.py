@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks.ranking import ranking_metrics, sample_classes
-from supernet.spaces import get_space
+from hwnas.evolve.ranking import ranking_metrics, sample_classes
+from hwnas.supernet.spaces import get_space
 
 
 def test_identical_ranking_is_perfect():
@@ -55,12 +55,12 @@ def test_sample_is_uniform_over_canonical_classes():
 
 
 def test_ranking_benchmark_end_to_end(tiny_run, tmp_path):
-    from benchmarks.ranking import main as ranking_main
+    from hwnas.benchmarks.ranking import main as ranking_main
 
     run = tiny_run
     out = tmp_path / "ranking.md"
     # A reference whose scores are the ground truth itself must rank perfectly, whichever format it comes in.
-    from benchmarks.nb201_truth import NB201Truth
+    from hwnas.benchmarks.tables.nb201_truth import NB201Truth
 
     truth = NB201Truth.load().frame
     exact_csv = tmp_path / "exact.csv"
@@ -71,7 +71,7 @@ def test_ranking_benchmark_end_to_end(tiny_run, tmp_path):
             "1", "--reference", f"exact={exact_csv}", f"reversed={reversed_json}", "--out", str(out)]
     assert ranking_main(args) == 0
     text = out.read_text()
-    assert f"command: `python -m benchmarks.ranking {' '.join(args)}`" in text
+    assert f"command: `python -m hwnas.benchmarks.ranking {' '.join(args)}`" in text
     for score in ("proxy, BN recalibrate, 32 images", "proxy, BN batch, 32 images", "FLOPs (C=16, N=5)",
                   "params (C=16, N=5)", "scores in exact.csv", "scores in reversed.json"):
         assert f"| {score} |" in text
@@ -86,7 +86,7 @@ def test_ranking_benchmark_end_to_end(tiny_run, tmp_path):
 
 
 def test_ranking_refuses_a_bad_proxy_setting(capsys):
-    from benchmarks.ranking import main as ranking_main
+    from hwnas.benchmarks.ranking import main as ranking_main
 
     with pytest.raises(SystemExit):
         ranking_main(["--supernet", "runs/x", "--proxy", "recalibrate:many"])
@@ -101,7 +101,7 @@ def _genotype_key(arch_str: str) -> str:
 
 
 def test_reference_scores_read_both_formats(tmp_path):
-    from benchmarks.reference_scores import genotype_to_arch_str, load_reference_scores, scores_for
+    from hwnas.benchmarks.tables.reference_scores import genotype_to_arch_str, load_reference_scores, scores_for
 
     arch = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|none~2|"
     key = "[(('nor_conv_3x3', 0),), (('none', 0), ('skip_connect', 1)), (('avg_pool_3x3', 0), ('nor_conv_1x1', 1), " \
@@ -123,7 +123,7 @@ def test_reference_scores_read_both_formats(tmp_path):
     ("x=missing.json", "--reference x: reference scores 'missing.json' not found"),
 ])
 def test_ranking_refuses_a_bad_reference(ref, message, capsys):
-    from benchmarks.ranking import main as ranking_main
+    from hwnas.benchmarks.ranking import main as ranking_main
 
     with pytest.raises(SystemExit) as exc:
         ranking_main(["--supernet", "runs/x", "--sample", "5", "--reference", ref])
@@ -131,7 +131,7 @@ def test_ranking_refuses_a_bad_reference(ref, message, capsys):
 
 
 def test_ranking_refuses_a_folder_that_is_not_a_run(tmp_path):
-    from benchmarks.ranking import main as ranking_main
+    from hwnas.benchmarks.ranking import main as ranking_main
 
     with pytest.raises(SystemExit, match="is not a trained run folder \\(no config.json\\)"):
         ranking_main(["--supernet", str(tmp_path), "--sample", "5"])

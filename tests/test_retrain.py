@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import supernet.retrain as retrain_module
-from evolve.cli import main
-from evolve.cli_options import parse_space_options
-from supernet.checkpoint import load_checkpoint
-from supernet.retrain import RetrainConfig, load_retrained, retrain
+import hwnas.supernet.retrain as retrain_module
+from hwnas.cli import main
+from hwnas.cli.options import parse_space_options
+from hwnas.supernet.checkpoint import load_checkpoint
+from hwnas.supernet.retrain import RetrainConfig, load_retrained, retrain
 
 ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|avg_pool_3x3~2|"
 TINY = dict(channels=4, cells=1, max_images=256, batch_size=64, progress=False)
@@ -104,13 +104,10 @@ def test_cli_retrains_end_to_end_and_rejects_bad_values(data_dir, tmp_path, caps
     assert "test accuracy" in capsys.readouterr().out
     assert json.loads((out / "result.json").read_text())["epochs"] == 1
 
-    with pytest.raises(SystemExit) as exc:
-        main(argv)  # the run exists and --resume is missing
-    assert exc.value.code != 0 and "pass --resume" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        main([*argv[:-3], "--out", str(tmp_path / "other"), "--epochs", "0"])
-    assert exc.value.code != 0 and "--epochs must be an integer >= 1, got 0" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exc:
-        main(["retrain", "--arch", "nonsense", "--out", str(tmp_path / "bad")])
+    exc_code = main(argv)
+    assert exc_code != 0 and "pass --resume" in capsys.readouterr().err
+    exc_code = main([*argv[:-3], "--out", str(tmp_path / "other"), "--epochs", "0"])
+    assert exc_code != 0 and "--epochs must be an integer >= 1, got 0" in capsys.readouterr().err
+    exc_code = main(["retrain", "--arch", "nonsense", "--out", str(tmp_path / "bad")])
     err = capsys.readouterr().err
-    assert exc.value.code != 0 and "bad --arch" in err and len(err.strip().splitlines()) == 1
+    assert exc_code != 0 and "bad --arch" in err and len(err.strip().splitlines()) == 1

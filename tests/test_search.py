@@ -4,16 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from evolve.explore import exact_front, search_device
-from evolve.objectives import ObjectiveContext, device_objective, get_objective
-from evolve.pareto import hv_ratio, non_dominated_mask
-from evolve.search import parse_bounds, search
-from supernet.evaluate import ProxySettings
+from hwnas.evolve.explore import exact_front, search_target
+from hwnas.evolve.objectives import get_objective
+from hwnas.evolve.sources import Sources
+from hwnas.evolve.pareto import hv_ratio, non_dominated_mask
+from hwnas.evolve.search import parse_bounds, search
+from hwnas.supernet.evaluate import ProxySettings
 
 
 @pytest.fixture(scope="module")
 def ctx(data_dir):
-    return ObjectiveContext(dataset="cifar10", truth=str(data_dir / "nb201_accuracy.csv"),
+    return Sources(dataset="cifar10", truth=str(data_dir / "nb201_accuracy.csv"),
                             hwnasbench=str(data_dir / "HW-NAS-Bench-v1_0.pickle"), progress=False)
 
 
@@ -87,26 +88,26 @@ def test_baselines_spend_the_same_budget_and_return_fronts(ctx, algorithm):
 
 
 def test_second_device_reuses_cached_proxy_evaluations(ctx, tiny_run, data_dir):
-    settings = ProxySettings(eval_images=64, calib_batches=1, calib_batch_size=32, batch_size=64)
-    c = ObjectiveContext(dataset="cifar10", supernet=str(tiny_run), truth=ctx.truth, hwnasbench=ctx.hwnasbench,
+    settings = ProxySettings(eval_images=64, calib_batches=1, calib_batch_size=32, eval_batch_size=64)
+    c = Sources(dataset="cifar10", supernet=str(tiny_run), truth=ctx.truth, hwnasbench=ctx.hwnasbench,
                          data=str(data_dir), proxy_settings=settings, progress=False)
-    first = search_device(c, "fpga", pop_size=8, generations=2, seed=0, progress=False)
-    misses = c.evaluator.misses
+    first = search_target(c, "fpga", pop_size=8, generations=2, seed=0, progress=False)
+    misses = c.proxy.misses
     assert misses > 0
     # Same archs against another device: every proxy value comes from the cache.
-    archs = [c.space.from_str(s) for s in first.front.table["arch_str"]]
-    hits = c.evaluator.hits
+    archs = [c.space.from_str(s) for s in first.table["arch_str"]]
+    hits = c.proxy.hits
     again = get_objective("proxy_err", c)(archs)
-    assert c.evaluator.misses == misses
-    assert c.evaluator.hits == hits + len(archs)
-    np.testing.assert_allclose(again, first.front.table["proxy_err_pct"].to_numpy())
+    assert c.proxy.misses == misses
+    assert c.proxy.hits == hits + len(archs)
+    np.testing.assert_allclose(again, first.table["proxy_err_pct"].to_numpy())
     # A whole second device's search pays only for archs never seen before.
     seen = {c.space.to_str(c.space.canonical(a)) for a in archs}
-    second = search_device(c, "raspi4", pop_size=8, generations=2, seed=0, progress=False)
-    new = {c.space.to_str(c.space.canonical(c.space.from_str(s))) for s in second.front.table["arch_str"]} - seen
-    assert c.evaluator.misses - misses == len(new)
+    second = search_target(c, "raspi4", pop_size=8, generations=2, seed=0, progress=False)
+    new = {c.space.to_str(c.space.canonical(c.space.from_str(s))) for s in second.table["arch_str"]} - seen
+    assert c.proxy.misses - misses == len(new)
     # A fresh evaluator on the same checkpoint reads the on-disk cache.
-    from supernet.evaluate import ProxyEvaluator
+    from hwnas.supernet.evaluate import ProxyEvaluator
 
     fresh = ProxyEvaluator(tiny_run, settings, data=str(data_dir), progress=False)
     fresh.accuracy(archs)
@@ -114,20 +115,20 @@ def test_second_device_reuses_cached_proxy_evaluations(ctx, tiny_run, data_dir):
 
 
 def test_proxy_front_is_rescored_with_truth(ctx, tiny_run, data_dir):
-    settings = ProxySettings(eval_images=64, calib_batches=1, calib_batch_size=32, batch_size=64)
-    c = ObjectiveContext(dataset="cifar10", supernet=str(tiny_run), truth=ctx.truth, hwnasbench=ctx.hwnasbench,
+    settings = ProxySettings(eval_images=64, calib_batches=1, calib_batch_size=32, eval_batch_size=64)
+    c = Sources(dataset="cifar10", supernet=str(tiny_run), truth=ctx.truth, hwnasbench=ctx.hwnasbench,
                          data=str(data_dir), proxy_settings=settings, progress=False)
-    r = search_device(c, "eyeriss", pop_size=6, generations=2, seed=0, progress=False)
-    assert "true_err_pct" in r.front.table
-    assert r.front.table["true_err_pct"].notna().all()
-    assert 0 < r.hv <= 1.0
+    r = search_target(c, "eyeriss", pop_size=6, generations=2, seed=0, progress=False)
+    assert "true_err_pct" in r.table
+    assert r.table["true_err_pct"].notna().all()
+    assert 0 < r.meta["hv_ratio"] <= 1.0
 
 
 def test_unknown_names_give_one_line_errors(ctx):
     with pytest.raises(ValueError, match="unknown objective 'fpga_latencyy'; valid: .*fpga_latency"):
         get_objective("fpga_latencyy", ctx)
-    with pytest.raises(ValueError, match="unknown device 'jetson'; valid: edgegpu"):
-        device_objective("jetson", ctx)
+    with pytest.raises(ValueError, match="unknown target 'jetson'; valid: edgegpu"):
+        ctx.target_objective("jetson")
     with pytest.raises(ValueError, match="unknown algorithm 'pso'"):
         search(ctx.space, [get_objective("true_err", ctx)], algorithm="pso")
     with pytest.raises(ValueError, match="bad bound"):
@@ -140,9 +141,9 @@ def test_device_table_objective_from_user_csv(ctx, tmp_path):
     archs = [ctx.space.from_index(i) for i in range(50)]
     pd.DataFrame({"arch_str": [ctx.space.to_str(a) for a in archs],
                   "latency_ms": np.arange(50, dtype=float) + 1}).to_csv(tmp_path / "jetson.csv", index=False)
-    c = ObjectiveContext(dataset="cifar10", truth=ctx.truth, hwnasbench=ctx.hwnasbench,
+    c = Sources(dataset="cifar10", truth=ctx.truth, hwnasbench=ctx.hwnasbench,
                          device_tables=[str(tmp_path / "jetson.csv")], progress=False)
-    name = device_objective("jetson", c)
+    name = c.target_objective("jetson")
     assert name == "jetson_latency_ms"
     obj = get_objective(name, c)
     vals = obj(archs[:3] + [ctx.space.from_index(100)])
@@ -150,8 +151,8 @@ def test_device_table_objective_from_user_csv(ctx, tmp_path):
 
 
 def test_fronts_benchmark_writes_its_tables_and_command(data_dir, tmp_path, tiny_run):
-    from benchmarks.fronts import main as fronts_main
-    from benchmarks.nb201_truth import NB201Truth
+    from hwnas.benchmarks.fronts import main as fronts_main
+    from hwnas.benchmarks.tables.nb201_truth import NB201Truth
 
     # Searching with reference scores equal to the ground truth is the oracle search, shifted by a constant.
     exact = tmp_path / "exact.csv"
@@ -162,7 +163,7 @@ def test_fronts_benchmark_writes_its_tables_and_command(data_dir, tmp_path, tiny
             f"exact={exact}", "--out", str(out)]
     assert fronts_main(args) == 0
     text = out.read_text()
-    assert f"Command: `python -m benchmarks.fronts {' '.join(args)}`" in text
+    assert f"Command: `python -m hwnas.benchmarks.fronts {' '.join(args)}`" in text
     assert "| device | true_err | proxy:spos | reference:exact |" in text  # proxy-front quality per supernet
     per_source = next(line for line in text.splitlines() if line.startswith("| fpga | ")).split("|")
     assert per_source[2] == per_source[4]  # true_err's HV ratio == reference:exact's
@@ -174,10 +175,10 @@ def test_fronts_benchmark_writes_its_tables_and_command(data_dir, tmp_path, tiny
 
 
 def test_context_takes_the_supernets_data_set(tiny_run):
-    assert ObjectiveContext(supernet=str(tiny_run)).dataset == "cifar10"
-    assert ObjectiveContext(supernet=str(tiny_run / "supernet.pt")).dataset == "cifar10"
+    assert Sources(supernet=str(tiny_run)).dataset == "cifar10"
+    assert Sources(supernet=str(tiny_run / "supernet.pt")).dataset == "cifar10"
     with pytest.raises(ValueError, match="data set 'cifar100' differs from the supernet's data set 'cifar10'"):
-        ObjectiveContext(supernet=str(tiny_run), dataset="cifar100")
+        Sources(supernet=str(tiny_run), dataset="cifar100")
 
 
 def test_objective_lists_each_arch_it_computed_once_in_first_seen_order(ctx):

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.device_table import DeviceTable
-from benchmarks.hwnasbench import HW_DEVICES, HW_METRICS, HWNASBench
-from benchmarks.nb201_truth import TRUTH_DATASETS, NB201Truth
+from hwnas.benchmarks.tables.device_table import DeviceTable
+from hwnas.benchmarks.tables.hwnasbench import HW_DEVICES, HW_METRICS, HWNASBench
+from hwnas.benchmarks.tables.nb201_truth import TRUTH_DATASETS, NB201Truth
 
 ARCH0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 ARCH1 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
@@ -103,7 +103,7 @@ def test_nb201_from_nats_reads_mean_accuracies_and_caches_them(tmp_path, monkeyp
     calls = []
     monkeypatch.setattr(nats_bench, "create", lambda path, space, fast_mode=False, verbose=True: (
         calls.append((path, space, fast_mode)) or _FakeNATS()))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HWNAS_CACHE", str(tmp_path / "cache"))
     bench = tmp_path / "NATS-tss-v1_0-3ffb9-simple"
     bench.mkdir()
 
@@ -114,7 +114,7 @@ def test_nb201_from_nats_reads_mean_accuracies_and_caches_them(tmp_path, monkeyp
     assert t.accuracy([ARCH0, ARCH1], "ImageNet16-120").tolist() == [40.0, 41.0]
     assert t.accuracy([ARCH1], "cifar10_valid_12").tolist() == [70.0]
     assert "imagenet16_120_test_12" not in t.accuracy_columns()  # all missing -> dropped
-    assert len(list((tmp_path / "cache" / "hwnas").glob("*.csv"))) == 1
+    assert len(list((tmp_path / "cache").glob("*.csv"))) == 1
 
     again = NB201Truth.from_nats(bench)  # from the cache: nats_bench is not called again
     assert len(calls) == 1
@@ -216,13 +216,19 @@ def test_device_table_rejects_bad_files_in_one_line(tmp_path):
         DeviceTable.from_csv(ok).lookup([ARCH0], "energy")
 
 
-def test_hwnasbench_download_writes_the_file_atomically(tmp_path):
-    from benchmarks.hwnasbench import download
+def test_hwnasbench_download_is_checked_against_its_git_blob_id(tmp_path, file_server):
+    import hashlib
 
-    src = tmp_path / "src.pickle"
-    src.write_bytes(pickle.dumps({"nasbench201": {"cifar10": {"config": [{"arch_str": ARCH0}],
-                                                              "fpga_latency": [2.5]}}}))
-    dest = download(tmp_path / "out" / "HW-NAS-Bench-v1_0.pickle", url=src.as_uri())
-    assert dest.read_bytes() == src.read_bytes()
-    assert [p.name for p in dest.parent.iterdir()] == [dest.name]  # no temp file left
+    from hwnas.benchmarks.tables.hwnasbench import HWNASBENCH_URL, download_pickle
+
+    assert "/393bb8a02554dcd28e091fbbdb4d7aefe590018a/" in HWNASBENCH_URL  # a pinned commit, not a branch
+    blob = pickle.dumps({"nasbench201": {"cifar10": {"config": [{"arch_str": ARCH0}], "fpga_latency": [2.5]}}})
+    git_id = hashlib.sha1(b"blob %d\0" % len(blob) + blob).hexdigest()  # what `git hash-object` prints
+    base, _ = file_server({"/hw.pickle": blob})
+    dest = tmp_path / "out" / "HW-NAS-Bench-v1_0.pickle"
+    with pytest.raises(ValueError, match="corrupt: git-blob-sha1"):
+        download_pickle(dest, url=f"{base}/hw.pickle", git_blob_sha1="0" * 40, progress=False)
+    assert list(dest.parent.iterdir()) == []
+    download_pickle(dest, url=f"{base}/hw.pickle", git_blob_sha1=git_id, progress=False)
+    assert dest.read_bytes() == blob and [p.name for p in dest.parent.iterdir()] == [dest.name]
     assert HWNASBench.load(dest).lookup([ARCH0], "fpga_latency").tolist() == [2.5]

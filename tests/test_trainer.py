@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import supernet.trainer as trainer
-from supernet.checkpoint import load_checkpoint
-from supernet.trainer import TrainConfig, build_run, held_out_accuracy, load_supernet, train
+import hwnas.supernet.trainer as trainer
+from hwnas.supernet.checkpoint import load_checkpoint
+from hwnas.supernet.trainer import TrainConfig, build_run, held_out_accuracy, load_supernet, train
 
 TINY = dict(channels=8, cells=1, max_images=512, batch_size=64, progress=False)
 TIMING = ("seconds", "images_per_s")
@@ -181,7 +181,9 @@ def test_run_folder_holds_metrics_config_and_result(spos_run):
     leftovers = [p.name for p in run.iterdir() if p.name.endswith(".tmp") or p.name.startswith(".")]
     assert not leftovers
     assert sorted(p.name for p in run.iterdir()) == ["config.json", "metrics.csv", "result.json",
-                                                     "supernet.pt"]
+                                                     "supernet.pt", "train.log"]
+    log = (run / "train.log").read_text()
+    assert "epoch 1/2: loss" in log and "epoch 2/2: loss" in log
 
 
 def test_load_supernet_round_trip_gives_the_same_held_out_accuracy(spos_run):

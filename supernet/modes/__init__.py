@@ -1,24 +1,21 @@
-"""Training-mode registry: `get_mode(name)`, `list_modes()`."""
+"""Training-mode registry: `get_mode(name)`, `list_modes()`; each mode module registers its class."""
 from __future__ import annotations
 
-from .base import ArchParameterMode, TrainingMode
-from .darts import DARTS
-from .gdas import GDAS
-from .spos import SPOS
-
-_MODES: dict[str, type[TrainingMode]] = {m.name: m for m in (SPOS, DARTS, GDAS)}
+from .base import MODES, ArchParameterMode, TrainingMode
 
 
-def list_modes() -> list[str]:
-    """Names accepted by `get_mode`."""
-    return list(_MODES)
+def list_modes(pattern: str | None = None) -> list[str]:
+    """Names accepted by `get_mode`, in registration order."""
+    return MODES.list(pattern)
 
 
 def get_mode(name: str) -> type[TrainingMode]:
-    """The training-mode class registered as `name`; ValueError naming the valid ones otherwise."""
-    if name not in _MODES:
-        raise ValueError(f"unknown mode '{name}'; valid: {', '.join(_MODES)}")
-    return _MODES[name]
+    """The training-mode class registered as `name`; UsageError naming the valid ones otherwise."""
+    return MODES.get(name)
 
 
-__all__ = ["ArchParameterMode", "TrainingMode", "get_mode", "list_modes", "SPOS", "DARTS", "GDAS"]
+from .spos import SPOS  # noqa: E402  (each mode module registers its class)
+from .darts import DARTS  # noqa: E402
+from .gdas import GDAS  # noqa: E402
+
+__all__ = ["ArchParameterMode", "TrainingMode", "MODES", "get_mode", "list_modes", "SPOS", "DARTS", "GDAS"]

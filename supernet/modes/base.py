@@ -12,9 +12,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hwnas.core.registry import Registry
+
 from ..spaces.base import Arch, SearchSpace
 
 GRAD_CLIP = 5.0
+
+
+def register_mode(name: str):
+    """Class decorator adding a training mode to `MODES` under `name` (and setting its `name`)."""
+    def wrap(cls):
+        cls.name = name
+        return MODES.register(name, cls)
+    return wrap
 
 
 class TrainingMode:
@@ -135,3 +145,6 @@ def fixed_panel(space: SearchSpace, seed: int, k: int, alive: Any = None) -> lis
 
 def as_arch(indices: Sequence[int]) -> Arch:
     return tuple(int(i) for i in indices)
+
+
+MODES: Registry[type[TrainingMode]] = Registry("mode")

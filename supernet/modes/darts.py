@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import torch
 
-from .base import ArchParameterMode, cross_entropy
+from hwnas.core.errors import UsageError
+
+from .base import ArchParameterMode, cross_entropy, register_mode
 
 
+@register_mode("darts")
 class DARTS(ArchParameterMode):
-    name = "darts"
+    """DARTS (Liu et al., 2019): a softmax mixture of each decision's choices, first or second order."""
+
 
     def __init__(self, model, space, weight_optimizer, seed=0, order: int = 1, **options):
         super().__init__(model, space, weight_optimizer, seed=seed, **options)
         if order not in (1, 2):
-            raise ValueError(f"DARTS order {order} is not valid; valid: 1, 2")
+            raise UsageError(f"DARTS order {order} is not valid; valid: 1, 2")
         self.order = order
 
     def weights(self) -> torch.Tensor:

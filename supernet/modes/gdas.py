@@ -5,11 +5,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import ArchParameterMode, cross_entropy
+from .base import ArchParameterMode, cross_entropy, register_mode
 
 
+@register_mode("gdas")
 class GDAS(ArchParameterMode):
-    name = "gdas"
+    """GDAS (Dong & Yang, 2019): one Gumbel-max sampled choice per decision, straight-through gradient."""
+
 
     def __init__(self, model, space, weight_optimizer, seed=0, tau_max: float = 10.0, tau_min: float = 0.1,
                  **options):

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import torch
 
-from .base import TrainingMode, as_arch, cross_entropy, fixed_panel
+from .base import TrainingMode, as_arch, cross_entropy, fixed_panel, register_mode
 
 
+@register_mode("spos")
 class SPOS(TrainingMode):
-    name = "spos"
+    """SPOS (Guo et al., 2020): each step trains one path drawn uniformly at random."""
+
     EVAL_PANEL = 4
 
     def sample_arch(self):

@@ -1,33 +1,32 @@
-"""Search-space registry: `get_space(name)`, `list_spaces()`, `register_space`."""
+"""Search-space registry: `get_space(name, **options)`, `list_spaces()`, `register_space(name)`."""
 from __future__ import annotations
 
 from typing import Callable
 
+from hwnas.core.registry import Registry
+
 from .base import Arch, SearchSpace
 
-_SPACES: dict[str, Callable[[], SearchSpace]] = {}
+SPACES: Registry[type[SearchSpace]] = Registry("space")
 
 
 def register_space(name: str) -> Callable:
-    """Class decorator adding a space to the registry under `name`."""
+    """Class decorator adding a space to the registry under `name` (and setting its `name`)."""
     def wrap(cls):
         cls.name = name
-        _SPACES[name] = cls
-        return cls
+        return SPACES.register(name, cls)
     return wrap
 
 
-def list_spaces() -> list[str]:
-    """Names accepted by `get_space`."""
-    return sorted(_SPACES)
+def list_spaces(pattern: str | None = None) -> list[str]:
+    """Names accepted by `get_space`, sorted (those matching the shell-style `pattern` if given)."""
+    return sorted(SPACES.list(pattern))
 
 
 def get_space(name: str, **options) -> SearchSpace:
     """The search space registered as `name`, built with the space's own `options` (layer-wise spaces take
-    e.g. `stages`; NB201 takes none); ValueError naming the valid names or options otherwise."""
-    if name not in _SPACES:
-        raise ValueError(f"unknown space '{name}'; valid: {', '.join(list_spaces())}")
-    return _SPACES[name](**options)
+    e.g. `stages`; NB201 takes none); UsageError naming the valid names or options otherwise."""
+    return SPACES.get(name)(**options)
 
 
 def space_from_config(config: dict) -> SearchSpace:
@@ -37,4 +36,4 @@ def space_from_config(config: dict) -> SearchSpace:
 
 from . import mobilenet, nb201, resblock, shufflenet  # noqa: E402,F401  (each module registers its space)
 
-__all__ = ["Arch", "SearchSpace", "get_space", "list_spaces", "register_space", "space_from_config"]
+__all__ = ["Arch", "SearchSpace", "SPACES", "get_space", "list_spaces", "register_space", "space_from_config"]

@@ -8,6 +8,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch.nn as nn
 
+from hwnas.core.errors import UsageError
+
 Arch = tuple[int, ...]
 
 
@@ -18,7 +20,7 @@ class SearchSpace(ABC):
 
     def __init__(self, **options: Any):
         if options:
-            raise ValueError(f"space '{self.name}' takes no options, got {', '.join(sorted(options))}")
+            raise UsageError(f"space '{self.name}' takes no options, got {', '.join(sorted(options))}")
         self.options: dict[str, Any] = {}
 
     @property
@@ -43,11 +45,11 @@ class SearchSpace(ABC):
         """Return `arch` as a tuple, raising ValueError naming the bad decision if it is out of range."""
         arch = tuple(int(a) for a in arch)
         if len(arch) != len(self.num_choices):
-            raise ValueError(f"arch {arch} has {len(arch)} decisions; space '{self.name}' has "
+            raise UsageError(f"arch {arch} has {len(arch)} decisions; space '{self.name}' has "
                              f"{len(self.num_choices)}")
         for i, (a, n) in enumerate(zip(arch, self.num_choices)):
             if not 0 <= a < n:
-                raise ValueError(f"arch {arch}: decision {i} is {a}; valid: 0..{n - 1}")
+                raise UsageError(f"arch {arch}: decision {i} is {a}; valid: 0..{n - 1}")
         return arch
 
     @abstractmethod

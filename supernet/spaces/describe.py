@@ -15,6 +15,8 @@ from typing import Any
 
 from torch import nn
 
+from hwnas.core.errors import UsageError
+
 from . import get_space
 
 # option -> inclusive range; anything else in "net" is refused
@@ -24,7 +26,7 @@ NET_OPTIONS: dict[str, tuple[int, int]] = {"channels": (1, 512), "cells": (1, 20
 def _require(ok: bool, message: str) -> None:
     """ValueError(message) unless `ok`: a bad description is the sender's error (the agent answers 400)."""
     if not ok:
-        raise ValueError(message)
+        raise UsageError(message)
 
 
 def _net_options(net: Any) -> dict[str, int]:
@@ -36,10 +38,10 @@ def _net_options(net: Any) -> dict[str, int]:
     out = {}
     for key, value in net.items():
         if key not in NET_OPTIONS:
-            raise ValueError(f"unknown net option '{key}'; valid: {', '.join(NET_OPTIONS)}")
+            raise UsageError(f"unknown net option '{key}'; valid: {', '.join(NET_OPTIONS)}")
         lo, hi = NET_OPTIONS[key]
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise ValueError(f"net option '{key}' must be an integer in {lo}..{hi}, got {value!r}")
+            raise UsageError(f"net option '{key}' must be an integer in {lo}..{hi}, got {value!r}")
         out[key] = value
     return out
 
@@ -58,7 +60,7 @@ def build_described(request: dict) -> nn.Module:
     _require(isinstance(request, dict), f"request must be an object, got {type(request).__name__}")
     for key in ("space", "arch"):
         if key not in request:
-            raise ValueError(f"request needs '{key}'")
+            raise UsageError(f"request needs '{key}'")
     space, arch = _space(request["space"], request.get("space_options")), request["arch"]
     _require(isinstance(arch, str), f"'arch' must be an arch string of space '{space.name}', got {type(arch).__name__}")
     return space.build_subnet(space.from_str(arch), **_net_options(request.get("net"))).eval()

@@ -16,6 +16,8 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
+from hwnas.core.errors import UsageError
+
 from ..layerwise_net import LayerSpec, LayerwiseNetwork
 from .base import Arch, SearchSpace
 
@@ -25,15 +27,15 @@ def _layout(stages: Any, name: str) -> tuple[tuple[float, int, int], ...]:
     bad = (f"space '{name}': stages must be a list of [width multiple > 0, depth >= 1, stride 1|2], "
            f"got {stages!r}")
     if not isinstance(stages, (list, tuple)) or not stages:
-        raise ValueError(bad)
+        raise UsageError(bad)
     out = []
     for st in stages:
         if not isinstance(st, (list, tuple)) or len(st) != 3:
-            raise ValueError(bad)
+            raise UsageError(bad)
         mult, depth, stride = st
         if (isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult <= 0 or isinstance(depth, bool)
                 or not isinstance(depth, int) or depth < 1 or stride not in (1, 2)):
-            raise ValueError(bad)
+            raise UsageError(bad)
         out.append((float(mult), int(depth), int(stride)))
     return tuple(out)
 
@@ -52,7 +54,7 @@ class LayerwiseSpace(SearchSpace):
         unknown = sorted(set(options) - set(self.extra_options))
         if unknown:
             valid = ", ".join(("stages",) + self.extra_options)
-            raise ValueError(f"unknown option '{unknown[0]}' for space '{self.name}'; valid: {valid}")
+            raise UsageError(f"unknown option '{unknown[0]}' for space '{self.name}'; valid: {valid}")
         self.stages = _layout(self.default_stages if stages is None else stages, self.name)
         self.options = {} if stages is None else {"stages": [list(s) for s in self.stages]}
         self._layer_choices: list[tuple[str, ...]] = []
@@ -116,12 +118,12 @@ class LayerwiseSpace(SearchSpace):
     def from_str(self, text: str) -> Arch:
         names = text.strip().split("-")
         if len(names) != len(self._layer_choices):
-            raise ValueError(f"arch '{text}' names {len(names)} blocks; space '{self.name}' has "
+            raise UsageError(f"arch '{text}' names {len(names)} blocks; space '{self.name}' has "
                              f"{len(self._layer_choices)} layers (block names joined by '-')")
         arch = []
         for i, (name, valid) in enumerate(zip(names, self._layer_choices)):
             if name not in valid:
-                raise ValueError(f"unknown block '{name}' at layer {i} of '{self.name}'; valid: {', '.join(valid)}")
+                raise UsageError(f"unknown block '{name}' at layer {i} of '{self.name}'; valid: {', '.join(valid)}")
             arch.append(valid.index(name))
         return tuple(arch)
 

@@ -30,6 +30,8 @@ from typing import Any, Sequence
 
 import torch.nn as nn
 
+from hwnas.core.errors import UsageError
+
 from ..blocks import InvertedResidual, classifier_head, conv_bn
 from ..layerwise_net import LayerSpec
 from . import register_space
@@ -44,12 +46,12 @@ def _hidden_lists(hidden: Any, num_stages: int) -> tuple[tuple[int, ...], ...]:
     bad = (f"space 'mobilenet': hidden must be {num_stages} lists of positive channel counts "
            f"(one per stage), got {hidden!r}")
     if not isinstance(hidden, (list, tuple)) or len(hidden) != num_stages:
-        raise ValueError(bad)
+        raise UsageError(bad)
     out = []
     for h in hidden:
         if (not isinstance(h, (list, tuple)) or not h
                 or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in h)):
-            raise ValueError(bad)
+            raise UsageError(bad)
         out.append(tuple(sorted(set(int(v) for v in h))))
     return tuple(out)
 
@@ -70,14 +72,14 @@ class MobileNetSpace(LayerwiseSpace):
         if unknown:
             super().__init__(stages, **unknown)  # ValueError naming the unknown option and the valid ones
         if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0 for k in kernels) or not kernels:
-            raise ValueError(f"space 'mobilenet': kernels must be odd positive integers, got {list(kernels)}")
+            raise UsageError(f"space 'mobilenet': kernels must be odd positive integers, got {list(kernels)}")
         if any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in expansions) or not expansions:
-            raise ValueError(f"space 'mobilenet': expansions must be positive integers, got {list(expansions)}")
+            raise UsageError(f"space 'mobilenet': expansions must be positive integers, got {list(expansions)}")
         self.kernels, self.expansions = tuple(kernels), tuple(expansions)
         n_stages = len(stages) if stages is not None else len(self.default_stages)
         self.hidden = None if hidden is None else _hidden_lists(hidden, n_stages)
         if (hidden is None) != (hidden_channels is None):
-            raise ValueError("space 'mobilenet': tailored 'hidden' widths need 'hidden_channels' (the C they "
+            raise UsageError("space 'mobilenet': tailored 'hidden' widths need 'hidden_channels' (the C they "
                              "were tailored for), and the other way round")
         self.hidden_channels = hidden_channels
         super().__init__(stages)
@@ -97,7 +99,7 @@ class MobileNetSpace(LayerwiseSpace):
 
     def build_supernet(self, channels: int = 16, cells: int = 5, num_classes: int = 10, **cfg: Any):
         if self.hidden_channels is not None and channels != self.hidden_channels:
-            raise ValueError(f"these tailored widths were chosen for C={self.hidden_channels}; got C={channels} "
+            raise UsageError(f"these tailored widths were chosen for C={self.hidden_channels}; got C={channels} "
                              f"(re-run hwnas space tailor with --channels {channels})")
         return super().build_supernet(channels, cells, num_classes, **cfg)
 
@@ -120,7 +122,7 @@ class MobileNetSpace(LayerwiseSpace):
         stage's width at the stage's resolution, for expanded widths `candidates` (multiples of `step`
         from min_expansion * width to max_expansion * width); `build(hidden)` gives (module, input shape)."""
         if not 0 < min_expansion < max_expansion or step < 1:
-            raise ValueError(f"need 0 < min expansion < max expansion and step >= 1, got {min_expansion}, "
+            raise UsageError(f"need 0 < min expansion < max expansion and step >= 1, got {min_expansion}, "
                              f"{max_expansion}, {step}")
         b, _, h, w = (int(v) for v in input_shape)
         probes = []

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch.nn as nn
 
+from hwnas.core.errors import UsageError
+
 from ..nb201_net import EDGES, Cell, NB201Network, live_edges
 from ..ops import NB201_OPS
 from . import register_space
@@ -123,20 +125,20 @@ class NB201Space(SearchSpace):
         parts = s.split("+")
         bad = f"bad NB201 arch string '{text}': expected 3 nodes like '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'"
         if len(parts) != 3:
-            raise ValueError(bad)
+            raise UsageError(bad)
         arch = []
         for j, part in enumerate(parts, start=1):
             if not (part.startswith("|") and part.endswith("|")):
-                raise ValueError(bad)
+                raise UsageError(bad)
             toks = part[1:-1].split("|")
             if len(toks) != j:
-                raise ValueError(bad)
+                raise UsageError(bad)
             for i, tok in enumerate(toks):
                 m = _TOKEN.match(tok)
                 if not m or int(m.group(2)) != i:
-                    raise ValueError(bad)
+                    raise UsageError(bad)
                 if m.group(1) not in NB201_OPS:
-                    raise ValueError(f"unknown op '{m.group(1)}' in '{text}'; valid: {', '.join(NB201_OPS)}")
+                    raise UsageError(f"unknown op '{m.group(1)}' in '{text}'; valid: {', '.join(NB201_OPS)}")
                 arch.append(NB201_OPS.index(m.group(1)))
         return tuple(arch)
 
@@ -147,7 +149,7 @@ class NB201Space(SearchSpace):
     def from_index(self, index: int) -> Arch:
         """Arch at official NAS-Bench-201 index `index`."""
         if not 0 <= int(index) < NUM_ARCHS:
-            raise ValueError(f"NB201 index {index} out of range; valid: 0..{NUM_ARCHS - 1}")
+            raise UsageError(f"NB201 index {index} out of range; valid: 0..{NUM_ARCHS - 1}")
         return _from_code(int(_index_tables()[0][int(index)]))
 
     def is_skip(self, decision: int, choice: int) -> bool:

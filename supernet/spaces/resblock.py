@@ -40,6 +40,8 @@ from ..blocks import (
     conv_bn,
     shortcut,
 )
+from hwnas.core.errors import UsageError
+
 from ..layerwise_net import LayerSpec
 from . import register_space
 from .layerwise import LayerwiseSpace
@@ -68,7 +70,7 @@ def make_resblock(name: str, c_in: int, c_out: int, stride: int) -> nn.Module:
         return Bottleneck(c_in, c_out, stride)
     if name == "mbconv":
         return InvertedResidual(c_in, c_out, stride, 3, 6 * c_in)
-    raise ValueError(f"unknown block '{name}'; valid: {', '.join(BLOCKS)}")
+    raise UsageError(f"unknown block '{name}'; valid: {', '.join(BLOCKS)}")
 
 
 @register_space("resblock")

@@ -1,6 +1,7 @@
-"""Atomic file writes (temp file in the same folder + `os.replace`): nothing is ever half-written.
+"""Atomic file writes (a temp file in the same folder, then `os.replace`): nothing hwnas writes is ever left
+half-written, whatever kills the process. Every layer writes through this one helper.
 
-Torch-free, so every layer (supernet, evolve, benchmarks) can use it.
+Imports nothing of ours.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any, Callable
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """Call `write(tmp_path)` on a temp file beside `path`, then move it into place; on any failure the
-    temp file is removed and `path` is left as it was."""
+    temp file is removed and `path` is left as it was. Returns `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

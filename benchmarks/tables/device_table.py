@@ -16,6 +16,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from hwnas.core.errors import CorruptFileError, UsageError
+
 _ID_COLUMNS = ("arch_str", "arch_index")
 
 
@@ -43,22 +45,22 @@ class DeviceTable:
         raw = pd.read_csv(path)
         raw.columns = [str(c).strip() for c in raw.columns]
         if "arch_str" not in raw.columns:
-            raise ValueError(f"{path}: no arch_str column; columns are {', '.join(raw.columns)}")
+            raise CorruptFileError(f"{path}: no arch_str column; columns are {', '.join(raw.columns)}")
         arch = raw["arch_str"].astype("string").str.strip()
         if arch.isna().any() or (arch == "").any():
             row = int(np.flatnonzero((arch.isna() | (arch == "")).to_numpy())[0])
-            raise ValueError(f"{path}: empty arch_str in data row {row + 1}")
+            raise CorruptFileError(f"{path}: empty arch_str in data row {row + 1}")
         if arch.duplicated().any():
-            raise ValueError(f"{path}: arch_str {arch[arch.duplicated()].iloc[0]!r} appears more than once")
+            raise CorruptFileError(f"{path}: arch_str {arch[arch.duplicated()].iloc[0]!r} appears more than once")
         metric_cols = [c for c in raw.columns if c not in _ID_COLUMNS]
         if not metric_cols:
-            raise ValueError(f"{path}: no metric column besides arch_str")
+            raise CorruptFileError(f"{path}: no metric column besides arch_str")
         columns = {}
         for col in metric_cols:
             values = pd.to_numeric(raw[col], errors="coerce")
             bad = values.isna() & raw[col].notna()
             if bad.any():
-                raise ValueError(f"{path}: column {col!r} is not numeric (e.g. {raw[col][bad].iloc[0]!r})")
+                raise CorruptFileError(f"{path}: column {col!r} is not numeric (e.g. {raw[col][bad].iloc[0]!r})")
             columns[col] = values.astype(float).to_numpy()
         frame = pd.DataFrame(columns, index=pd.Index(arch.astype(str).to_numpy(), name="arch_str"))
         return cls(frame, name=name if name is not None else path.stem, source=str(path))
@@ -71,7 +73,7 @@ class DeviceTable:
         """Values of ``metric`` (float64, the CSV's unit), NaN for archs the table lacks.
         Unknown metric -> ``ValueError``."""
         if metric not in self.frame.columns:
-            raise ValueError(
+            raise UsageError(
                 f"unknown metric {metric!r} for device table {self.name!r}; valid: {', '.join(self.metrics())}"
             )
         keys = [arch_strs.strip()] if isinstance(arch_strs, str) else [str(s).strip() for s in arch_strs]

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from hwnas.core.download import download as fetch
+from hwnas.core.errors import CorruptFileError, UsageError
+from hwnas.core.paths import HWNASBENCH_FILE, data_root
 
 HW_DEVICES = ("edgegpu", "raspi4", "edgetpu", "pixel3", "eyeriss", "fpga")
 HW_METRICS = {
@@ -38,16 +39,17 @@ HW_METRICS = {
 EXTRA_METRICS = ("eyeriss_arithmetic_intensity",)
 UNITS = {"latency": "ms", "energy": "mJ"}
 HWNASBENCH_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
-HWNASBENCH_URL = "https://raw.githubusercontent.com/GATECH-EIC/HW-NAS-Bench/main/HW-NAS-Bench-v1_0.pickle"
-# The repository's default branch was "master" in its early README links; tried if "main" is not found.
-_FALLBACK_URLS = (HWNASBENCH_URL.replace("/main/", "/master/"),)
-_PICKLE_NAME = "HW-NAS-Bench-v1_0.pickle"
+# The file at commit 393bb8a (the repository's main branch) and its git blob id, which a download is checked
+# against: git names a file by the SHA-1 of "blob <size>\0" + its bytes.
+HWNASBENCH_URL = ("https://raw.githubusercontent.com/GATECH-EIC/HW-NAS-Bench/"
+                  "393bb8a02554dcd28e091fbbdb4d7aefe590018a/HW-NAS-Bench-v1_0.pickle")
+HWNASBENCH_BLOB = "b0634cb7f6e7be07192c77833df9eafa4baf705e"
 _SEARCH_SPACE = "nasbench201"
 _METRIC_ORDER = tuple(f"{d}_{m}" for d in HW_DEVICES for m in HW_METRICS[d]) + EXTRA_METRICS
 
 
 def _default_pickle() -> Path:
-    return Path(os.environ.get("HWNAS_DATA", "data")).expanduser() / _PICKLE_NAME
+    return data_root() / HWNASBENCH_FILE
 
 
 def _as_list(arch_strs: Sequence[str] | str) -> list[str]:
@@ -56,37 +58,11 @@ def _as_list(arch_strs: Sequence[str] | str) -> list[str]:
     return [str(s).strip() for s in arch_strs]
 
 
-def download(dest: str | os.PathLike, url: str = HWNASBENCH_URL) -> Path:
-    """Fetch the HW-NAS-Bench pickle to ``dest`` (tqdm bar; temp file + ``os.replace``, so a failed
-    download leaves nothing behind). Tries the ``master`` branch URL if ``main`` answers 404."""
-    from tqdm.auto import tqdm
-
-    dest = Path(dest).expanduser()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    urls = [url] + [u for u in _FALLBACK_URLS if url == HWNASBENCH_URL]
-    for k, u in enumerate(urls):
-        try:
-            response = urllib.request.urlopen(u, timeout=60)
-        except urllib.error.HTTPError as e:
-            if e.code == 404 and k + 1 < len(urls):
-                continue
-            raise OSError(f"downloading HW-NAS-Bench from {u} failed: HTTP {e.code}") from None
-        except urllib.error.URLError as e:
-            raise OSError(f"downloading HW-NAS-Bench from {u} failed: {e.reason}") from None
-        break
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with response, os.fdopen(fd, "wb") as f:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
-                while chunk := response.read(1 << 20):
-                    f.write(chunk)
-                    bar.update(len(chunk))
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest
+def download_pickle(dest: str | os.PathLike, url: str = HWNASBENCH_URL, git_blob_sha1: str = HWNASBENCH_BLOB,
+                    progress: bool = True) -> Path:
+    """Fetch the official HW-NAS-Bench pickle to `dest` (resumable, checked against the git blob id of the
+    file in the GATECH-EIC/HW-NAS-Bench repository; see `hwnas.core.download`)."""
+    return fetch(url, dest, git_blob_sha1=git_blob_sha1, progress=progress)
 
 
 class HWNASBench:
@@ -98,7 +74,7 @@ class HWNASBench:
 
     def __init__(self, tables: Mapping[str, pd.DataFrame], source: str = "") -> None:
         if not tables:
-            raise ValueError(f"HW-NAS-Bench data from {source or 'dict'} has no dataset")
+            raise CorruptFileError(f"HW-NAS-Bench data from {source or 'dict'} has no dataset")
         self._tables = dict(tables)
         self._rows = {ds: pd.Index(t["arch_str"]) for ds, t in self._tables.items()}
         self.source = source
@@ -113,12 +89,12 @@ class HWNASBench:
         "config": [{"arch_str": ...}, ...]}}}`` (other search spaces, e.g. ``fbnet``, are ignored)."""
         where = source or "dict"
         if not isinstance(data, Mapping) or _SEARCH_SPACE not in data:
-            raise ValueError(f"{where} is not an HW-NAS-Bench file: no {_SEARCH_SPACE!r} entry")
+            raise CorruptFileError(f"{where} is not an HW-NAS-Bench file: no {_SEARCH_SPACE!r} entry")
         tables = {}
         for ds, entry in data[_SEARCH_SPACE].items():
             configs = entry.get("config")
             if configs is None:
-                raise ValueError(f"{where}: dataset {ds!r} has no 'config' list with arch strings")
+                raise CorruptFileError(f"{where}: dataset {ds!r} has no 'config' list with arch strings")
             n = len(configs)
             columns = {"arch_str": [str(c["arch_str"]).strip() for c in configs]}
             names = [m for m in _METRIC_ORDER if m in entry]
@@ -129,12 +105,12 @@ class HWNASBench:
                 except (TypeError, ValueError):
                     continue  # not a per-arch numeric list
                 if len(values) != n:
-                    raise ValueError(f"{where}: {ds}/{name} has {len(values)} values for {n} archs")
+                    raise CorruptFileError(f"{where}: {ds}/{name} has {len(values)} values for {n} archs")
                 columns[name] = np.where(values < 0, np.nan, values)  # negative = missing (edgetpu -1)
             frame = pd.DataFrame(columns, index=pd.RangeIndex(n, name="arch_index"))
             dup = frame["arch_str"].duplicated()
             if dup.any():
-                raise ValueError(f"{where}: {ds} has duplicate arch_str {frame['arch_str'][dup].iloc[0]!r}")
+                raise CorruptFileError(f"{where}: {ds} has duplicate arch_str {frame['arch_str'][dup].iloc[0]!r}")
             tables[str(ds)] = frame
         order = [d for d in HWNASBENCH_DATASETS if d in tables] + sorted(set(tables) - set(HWNASBENCH_DATASETS))
         return cls({d: tables[d] for d in order}, source=source)
@@ -158,10 +134,10 @@ class HWNASBench:
         if not path.is_file():
             if not download:
                 raise FileNotFoundError(
-                    f"HW-NAS-Bench pickle not found: {path}; get it with HWNASBench.load(download=True), "
-                    f"python ../shared/tools/prepare_data.py DIR, or from {HWNASBENCH_URL}"
+                    f"HW-NAS-Bench pickle not found: {path}; get it with `hwnas data download` (or "
+                    f"HWNASBench.load(download=True)), `hwnas data prepare --from MIRROR`, or from {HWNASBENCH_URL}"
                 )
-            _download(path)
+            download_pickle(path)
         return cls.from_pickle(path)
 
     # ------------------------------------------------------------------ queries
@@ -171,7 +147,7 @@ class HWNASBench:
 
     def _table(self, dataset: str) -> pd.DataFrame:
         if dataset not in self._tables:
-            raise ValueError(f"unknown HW-NAS-Bench dataset {dataset!r}; valid: {', '.join(self._tables)}")
+            raise UsageError(f"unknown HW-NAS-Bench dataset {dataset!r}; valid: {', '.join(self._tables)}")
         return self._tables[dataset]
 
     def frame(self, dataset: str = "cifar10") -> pd.DataFrame:
@@ -194,7 +170,7 @@ class HWNASBench:
         NAS-Bench-201 space -> ``KeyError``."""
         t = self._table(dataset)
         if metric == "arch_str" or metric not in t.columns:
-            raise ValueError(
+            raise UsageError(
                 f"unknown HW-NAS-Bench metric {metric!r} for {dataset}; "
                 f"valid: {', '.join(c for c in t.columns if c != 'arch_str')}"
             )
@@ -207,4 +183,3 @@ class HWNASBench:
         return t[metric].to_numpy(dtype=float)[pos]
 
 
-_download = download  # HWNASBench.load's ``download`` flag shadows the function name inside it

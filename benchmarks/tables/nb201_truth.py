@@ -4,7 +4,7 @@ Two sources give the same table:
 
 - a compact CSV (``NB201Truth.from_csv``), e.g. the prepared ``$HWNAS_DATA/nb201_accuracy.csv``;
 - the official NATS-Bench topology ("tss") benchmark file or directory, read through ``nats_bench``
-  (``NB201Truth.from_nats``); the extracted table is cached as a CSV under ``~/.cache/hwnas/``.
+  (``NB201Truth.from_nats``); the extracted table is cached as a CSV in the cache folder.
 
 Accuracy is the 200-epoch test accuracy averaged over seeds (``hp='200', is_random=False``): cifar10 is
 trained on train+valid and tested on the CIFAR-10 test set; cifar100 and ImageNet16-120 report ``x-test``.
@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from hwnas.core.files import atomic_write
+from hwnas.core.paths import NB201_ACCURACY_FILE, cache_dir, data_root
+
+from hwnas.core.errors import CorruptFileError, UsageError
 
 TRUTH_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
 
@@ -72,20 +76,16 @@ _NATS_EPOCH12 = {
     "imagenet16_120_valid_12": ("ImageNet16-120", "valid-accuracy"),
     "imagenet16_120_test_12": ("ImageNet16-120", "test-accuracy"),
 }
-_CSV_NAME = "nb201_accuracy.csv"
+_CSV_NAME = NB201_ACCURACY_FILE
 _HOW_TO_GET = (
-    "set HWNAS_DATA to the folder holding nb201_accuracy.csv (python ../shared/tools/prepare_data.py DIR), "
+    "set HWNAS_DATA to the folder holding nb201_accuracy.csv (`hwnas data download` or `hwnas data prepare`), "
     "or pass the NATS-Bench tss file/dir NATS-tss-v1_0-3ffb9-simple (https://github.com/D-X-Y/NATS-Bench)"
 )
 _NATS_CACHE_VERSION = 1
 
 
 def _default_csv() -> Path:
-    return Path(os.environ.get("HWNAS_DATA", "data")).expanduser() / _CSV_NAME
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "hwnas"
+    return data_root() / _CSV_NAME
 
 
 def _nats_cache_file(path: Path) -> Path:
@@ -93,19 +93,7 @@ def _nats_cache_file(path: Path) -> Path:
     st = path.stat()
     key = f"v{_NATS_CACHE_VERSION}|{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
     digest = hashlib.sha1(key.encode()).hexdigest()[:12]
-    return _cache_dir() / f"nats_tss_{path.name}_{digest}.csv"
-
-
-def _write_csv_atomic(frame: pd.DataFrame, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            frame.to_csv(f)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return cache_dir() / f"nats_tss_{path.name}_{digest}.csv"
 
 
 def _as_list(arch_strs: Sequence[str] | str) -> list[str]:
@@ -126,10 +114,10 @@ class NB201Truth:
 
     def __init__(self, frame: pd.DataFrame, source: str = "") -> None:
         if "arch_str" not in frame.columns:
-            raise ValueError(f"NB201 table from {source or 'frame'} has no arch_str column")
+            raise CorruptFileError(f"NB201 table from {source or 'frame'} has no arch_str column")
         acc_cols = [c for c in frame.columns if c != "arch_str"]
         if not acc_cols:
-            raise ValueError(
+            raise CorruptFileError(
                 f"NB201 table from {source or 'frame'} has no accuracy column; "
                 f"expected one of {', '.join(TRUTH_DATASETS + _EPOCH12_COLUMNS)}"
             )
@@ -139,11 +127,11 @@ class NB201Truth:
         for col in acc_cols:
             numeric = pd.to_numeric(frame[col], errors="coerce")
             if numeric.isna().sum() > frame[col].isna().sum():
-                raise ValueError(f"NB201 table from {source or 'frame'}: column {col!r} is not numeric")
+                raise CorruptFileError(f"NB201 table from {source or 'frame'}: column {col!r} is not numeric")
             frame[col] = numeric.astype(float)
         dup = frame["arch_str"].duplicated()
         if dup.any():
-            raise ValueError(
+            raise CorruptFileError(
                 f"NB201 table from {source or 'frame'}: duplicate arch_str {frame['arch_str'][dup].iloc[0]!r}"
             )
         self.frame = frame
@@ -182,7 +170,7 @@ class NB201Truth:
             if target is not None and target not in columns.values():
                 columns[col] = target
         if "arch_str" not in columns.values():
-            raise ValueError(
+            raise CorruptFileError(
                 f"{path}: no arch_str column (accepted: arch_str, ArchitectureString); got {list(raw.columns)}"
             )
         frame = raw[list(columns)].rename(columns=columns)
@@ -198,7 +186,7 @@ class NB201Truth:
         ``path`` is the tss file or directory (e.g. ``NATS-tss-v1_0-3ffb9-simple``). Reads every arch
         (a few minutes, with a tqdm bar): 200-epoch test accuracy averaged over seeds for the three
         datasets, plus the 12-epoch columns where the benchmark has them. With ``cache`` the table is
-        written once, atomically, to ``~/.cache/hwnas/`` (``$XDG_CACHE_HOME/hwnas``) and read from there
+        written once, atomically, to the cache folder (``$HWNAS_CACHE``, else ``~/.cache/hwnas``) and read from there
         on later calls for the same unchanged file.
         """
         path = Path(path).expanduser()
@@ -232,7 +220,7 @@ class NB201Truth:
         frame = frame.dropna(axis=1, how="all")
         table = cls(frame, source=str(path))
         if cache:
-            _write_csv_atomic(table.frame, cache_file)
+            atomic_write(cache_file, lambda tmp: table.frame.to_csv(tmp))
         return table
 
     @classmethod
@@ -274,7 +262,7 @@ class NB201Truth:
         """
         valid = self.accuracy_columns()
         if dataset not in valid:
-            raise ValueError(f"unknown NB201 dataset {dataset!r}; valid: {', '.join(valid)}")
+            raise UsageError(f"unknown NB201 dataset {dataset!r}; valid: {', '.join(valid)}")
         keys = _as_list(arch_strs)
         pos = self._rows.get_indexer(keys)
         if (pos < 0).any():

@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
-from supernet.spaces.base import Arch, SearchSpace
+from hwnas.core.cache import CacheStats, ResultCache, cached_values
+from hwnas.core.config import option
+from hwnas.core.datasets import dataset_info
+from hwnas.core.errors import UsageError
+from hwnas.core.paths import cache_dir
+from hwnas.supernet.spaces.base import Arch, SearchSpace
+
+from .base import Cost, register_objective
 
 Measure = Callable[[Arch], float]
 
@@ -29,19 +34,18 @@ Measure = Callable[[Arch], float]
 class MeasureSettings:
     """How a whole network is timed; part of the cache key."""
 
-    warmup: int = 10
-    repeats: int = 50
-    threads: int | None = 1
-    batch_size: int = 1
+    warmup: int = option(10, help="untimed runs before the timed ones")
+    repeats: int = option(50, help="timed runs per measurement (the median is the latency)")
+    threads: int | None = option(1, help="CPU threads while timing (cpu and onnxruntime targets)")
+    batch_size: int = option(1, help="images per timed forward pass")
 
     def key(self, input_shape: Sequence[int], net: dict) -> str:
         return json.dumps({**asdict(self), "input_shape": list(input_shape), "net": net}, sort_keys=True)
 
 
 def default_cache_path() -> Path:
-    """`$HWNAS_CACHE/latency.sqlite`, else `~/.cache/hwnas/latency.sqlite`."""
-    root = os.environ.get("HWNAS_CACHE") or Path.home() / ".cache" / "hwnas"
-    return Path(root) / "latency.sqlite"
+    """`latency.sqlite` in the cache folder (`$HWNAS_CACHE`, else `~/.cache/hwnas`)."""
+    return cache_dir() / "latency.sqlite"
 
 
 def _digest(description: dict) -> str:
@@ -53,42 +57,39 @@ class CachedLatency:
 
     def __init__(self, space: SearchSpace, measure_one: Measure, source: dict, setting: str,
                  cache: str | Path | None = None, progress: bool = True, label: str = "measure"):
-        from supernet.evaluate import ResultCache
-
         self.space, self.measure_one = space, measure_one
         # Arch strings name blocks, not the network they sit in: the space and its options are part of the key.
         self.setting = json.dumps({"space": space.name, "options": space.options}, sort_keys=True) + setting
         self.source = f"{source.get('target', 'remote')}:{_digest(source)}"
         self.cache = ResultCache(cache or default_cache_path())
         self.progress, self.label = progress, label
-        self.hits = self.misses = 0
+        self.stats = CacheStats()
+
+    @property
+    def hits(self) -> int:
+        return self.stats.hits
+
+    @property
+    def misses(self) -> int:
+        return self.stats.misses
 
     def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
-        from tqdm.auto import tqdm
-
         keys = [self.space.to_str(self.space.canonical(a)) for a in archs]
-        known = self.cache.get(self.source, self.setting, list(dict.fromkeys(keys)))
-        todo = [k for k in dict.fromkeys(keys) if k not in known]
-        self.hits += len(keys) - len(todo)
-        for key in tqdm(todo, desc=self.label, unit="arch", disable=not self.progress or not todo, leave=False):
-            t0 = time.perf_counter()
-            ms = float(self.measure_one(self.space.from_str(key)))
-            self.cache.put(self.source, self.setting, key, ms, time.perf_counter() - t0)
-            known[key] = ms
-            self.misses += 1
-        return np.array([known[k] for k in keys], dtype=float)
+        values = cached_values(self.cache, self.source, self.setting, keys,
+                               lambda key: self.measure_one(self.space.from_str(key)), self.stats, self.label,
+                               self.progress)
+        return np.array(values, dtype=float)
 
 
 def input_shape(dataset: str, batch_size: int = 1) -> tuple[int, int, int, int]:
-    """Network input for a data set: 16x16 for ImageNet16-120, 32x32 for CIFAR."""
-    side = 16 if dataset == "ImageNet16-120" else 32
-    return (batch_size, 3, side, side)
+    """Network input for a data set, e.g. (1, 3, 32, 32) for CIFAR and (1, 3, 16, 16) for ImageNet16-120."""
+    return dataset_info(dataset).input_shape(batch_size)
 
 
 def local_latency(space: SearchSpace, target: str, net: dict, dataset: str, settings: MeasureSettings,
                   cache: str | Path | None = None, progress: bool = True) -> CachedLatency:
     """`measured_latency:<target>`: the standalone subnet timed here with `hardware.measure`."""
-    from hardware.measure import describe_target, measure
+    from hwnas.hardware.measure import describe_target, measure
 
     shape = input_shape(dataset, settings.batch_size)
     description = describe_target(target, settings.threads)
@@ -105,8 +106,8 @@ def remote_latency(space: SearchSpace, url: str, token: str, net: dict, dataset:
                    retries: int = 3) -> CachedLatency:
     """`remote_latency:<url>`: the subnet described (space, arch string, net options) to the agent at
     `url`, which builds and times it on its own device."""
-    from hardware.remote import RemoteDevice
-    from supernet.spaces.describe import describe_request
+    from hwnas.hardware.remote import RemoteDevice
+    from hwnas.supernet.spaces.describe import describe_request
 
     device = RemoteDevice(url, token, timeout=timeout, retries=retries)
     health = device.health()
@@ -123,14 +124,58 @@ def remote_latency(space: SearchSpace, url: str, token: str, net: dict, dataset:
 
 def lut_latency(space: SearchSpace, lut_path: str | Path, net: dict) -> Callable[[list[Arch]], np.ndarray]:
     """`lut_latency`: the sum of the arch's blocks in a lookup table built by `hwnas lut build`."""
-    from hardware.lut import LatencyTable
+    from hwnas.hardware.lut import LatencyTable
 
     table = LatencyTable.load(lut_path)
     built_for = table.meta.get("net")
     if built_for is not None and built_for != net:
-        raise ValueError(f"lookup table '{lut_path}' was built for {built_for}, the search uses {net}; "
+        raise UsageError(f"lookup table '{lut_path}' was built for {built_for}, the search uses {net}; "
                          f"rebuild it with `hwnas lut build` for this network")
 
     def fn(archs: list[Arch]) -> np.ndarray:
         return np.array([table.predict(space.arch_blocks(a, **net)) for a in archs], dtype=float)
     return fn
+
+
+# ---------------------------------------------------------------------------------------------- objectives
+def _check_target(target: str) -> None:
+    from hwnas.hardware.measure import check_target
+
+    check_target(target)
+
+
+def _check_url(url: str) -> None:
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"bad agent URL '{url}' in 'remote_latency:{url}'; expected remote_latency:http://HOST:PORT")
+
+
+def _targets(sources) -> list[str]:
+    from hwnas.hardware.measure import list_targets
+
+    return [f"measured_latency:{t}" for t in list_targets()]
+
+
+@register_objective("measured_latency:<target>", unit="ms", cost=Cost.DEVICE,
+                    needs=("net", "dataset", "measure", "latency_cache", "progress"), names=_targets, check=_check_target,
+                    status=lambda sources: "measured on this machine (cached per canonical arch)",
+                    doc="the standalone subnet timed here (cpu, cuda, onnxruntime, onnxruntime-cuda)")
+def _measured_latency(target, space, net, dataset, measure, latency_cache, progress):
+    return (local_latency(space, target, net, dataset, measure, latency_cache, progress),
+            f"measured on this machine ({target})")
+
+
+@register_objective("remote_latency:<url>", unit="ms", cost=Cost.DEVICE,
+                    needs=("net", "dataset", "measure", "latency_cache", "progress", "agent_token"), check=_check_url,
+                    status=lambda sources: "measured by `hwnas agent serve` on a device (--agent-token-file)",
+                    doc="timed on a remote device by its agent (token: --agent-token-file)")
+def _remote_latency(url, space, net, dataset, measure, latency_cache, progress, agent_token):
+    return (remote_latency(space, url, agent_token, net, dataset, measure, latency_cache, progress),
+            f"measured by the agent at {url}")
+
+
+@register_objective("lut_latency", unit="ms", cost=Cost.TABLE, needs=("net", "lut_path"),
+                    status=lambda sources: f"lookup table {sources.lut}" if sources.lut
+                    else "needs --lut FILE (from `hwnas lut build`)",
+                    doc="sum of per-block latencies from a lookup table (--lut FILE, from `hwnas lut build`)")
+def _lut_latency(arg, space, net, lut_path):
+    return lut_latency(space, lut_path, net), f"lookup table {lut_path}"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from hwnas.core.errors import CorruptFileError, UsageError
+
 
 def genotype_to_arch_str(key: str) -> str:
     """``"[(('op', 0),), (('op', 0), ('op', 1)), ...]"`` -> ``"|op~0|+|op~0|op~1|+|...|"``; an arch string
@@ -31,7 +33,7 @@ def genotype_to_arch_str(key: str) -> str:
         nodes = ast.literal_eval(key)
         return "+".join("|" + "|".join(f"{op}~{int(src)}" for op, src in node) + "|" for node in nodes)
     except (ValueError, SyntaxError, TypeError) as exc:
-        raise ValueError(f"'{key[:80]}' is neither an NB201 arch string nor a genotype list "
+        raise UsageError(f"'{key[:80]}' is neither an NB201 arch string nor a genotype list "
                          "like [(('nor_conv_3x3', 0),), ...]") from exc
 
 
@@ -43,18 +45,18 @@ def load_reference_scores(path: str | Path) -> dict[str, float]:
     if path.suffix.lower() == ".csv":
         frame = pd.read_csv(path)
         if "arch_str" not in frame.columns:
-            raise ValueError(f"{path}: needs an 'arch_str' column; it has {list(frame.columns)}")
+            raise CorruptFileError(f"{path}: needs an 'arch_str' column; it has {list(frame.columns)}")
         numeric = [c for c in frame.columns if c != "arch_str" and pd.api.types.is_numeric_dtype(frame[c])]
         col = "score" if "score" in frame.columns else (numeric[0] if len(numeric) == 1 else None)
         if col is None:
-            raise ValueError(f"{path}: name the score column 'score' (numeric columns: {numeric})")
+            raise CorruptFileError(f"{path}: name the score column 'score' (numeric columns: {numeric})")
         return {str(a).strip(): float(s) for a, s in zip(frame.arch_str, frame[col])}
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not JSON ({exc}); reference scores are a JSON object or a CSV") from exc
+        raise CorruptFileError(f"{path}: not JSON ({exc}); reference scores are a JSON object or a CSV") from exc
     if not isinstance(raw, dict):
-        raise ValueError(f"{path}: expected a JSON object {{arch: score}}, got {type(raw).__name__}")
+        raise CorruptFileError(f"{path}: expected a JSON object {{arch: score}}, got {type(raw).__name__}")
     return {genotype_to_arch_str(k): float(v) for k, v in raw.items()}
 
 
@@ -63,7 +65,7 @@ def scores_for(reference: dict[str, float], arch_strs: list[str], name: str) -> 
     reference does not cover them all."""
     missing = [a for a in arch_strs if a not in reference]
     if missing:
-        raise ValueError(f"reference '{name}' has no score for {len(missing)} of {len(arch_strs)} archs, e.g. "
+        raise UsageError(f"reference '{name}' has no score for {len(missing)} of {len(arch_strs)} archs, e.g. "
                          f"{missing[0]}; it must cover every sampled arch")
     return [reference[a] for a in arch_strs]
 

@@ -1,0 +1,201 @@
+"""`Sources`: what objectives are built from, each resource made once, on first use, and shared by every
+objective and every target's search (one proxy evaluator and its cache for all devices, tables loaded once).
+
+An objective declares the resources it needs by name (`hwnas.evolve.objectives.base`); `Sources.get(name)`
+hands out:
+
+  space          the search space (default: the supernet's, else nb201)
+  dataset        the data set (default: the supernet's, else cifar10)
+  net            {"channels", "cells", "num_classes"} of the standalone subnet that is counted and timed
+  proxy          the supernet's `ProxyEvaluator` (needs `supernet`)
+  truth          NAS-Bench-201 ground truth (`NB201Truth`; default file in the data root)
+  hwnasbench     HW-NAS-Bench tables (`HWNASBench`; default file in the data root)
+  device_tables  {name: DeviceTable} from the user's CSVs
+  measure        `MeasureSettings` for timing; latency_cache: its SQLite file (None: the default)
+  lut_path       a per-block lookup table file; agent_token: the remote agent's token
+  progress       whether long work shows progress bars
+
+Anything can also be handed in ready-made (`Sources(truth=my_table)`, `with_resources(proxy=evaluator)`).
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Sequence
+
+from hwnas.core.datasets import dataset_info
+from hwnas.core.errors import UsageError
+from hwnas.supernet.spaces import SearchSpace, get_space, space_from_config
+
+
+def _dataset_of(run_config: dict | None, dataset: str | None) -> str:
+    """The data set to work on: the supernet's (from its run's config.json), else `dataset`, else cifar10;
+    UsageError when both are given and differ."""
+    trained_on = run_config["dataset"] if run_config else None
+    if dataset and trained_on and dataset != trained_on:
+        raise UsageError(f"data set '{dataset}' differs from the supernet's data set '{trained_on}'")
+    return trained_on or dataset or "cifar10"
+
+
+class Sources:
+    """The resources objectives draw on (see the module docstring); every argument is optional."""
+
+    def __init__(self, space: str | SearchSpace | None = None, dataset: str | None = None, supernet: str | None = None,
+                 proxy_settings: Any = None, truth: Any = None, hwnasbench: Any = None,
+                 device_tables: Sequence[Any] = (), data: str | None = None, device: str = "cpu",
+                 net: dict | None = None, measure: Any = None, latency_cache: str | None = None,
+                 lut: str | None = None, agent_token_file: str | None = None, proxy_cache: str | None = None,
+                 progress: bool = True):
+        run_config = None
+        if supernet is not None:
+            from hwnas.supernet.trainer import load_run_config
+
+            run_config = load_run_config(supernet)
+        if space is None:
+            space = space_from_config(run_config) if run_config else "nb201"
+        self.space = get_space(space) if isinstance(space, str) else space
+        if run_config and (run_config["space"], run_config.get("space_options") or {}) != (self.space.name,
+                                                                                          self.space.options):
+            raise UsageError(f"supernet '{supernet}' was trained on space '{run_config['space']}' with options "
+                             f"{run_config.get('space_options') or {}}; this asks '{self.space.name}' with options "
+                             f"{self.space.options}")
+        self.dataset = _dataset_of(run_config, dataset)
+        dataset_info(self.dataset)
+        self.supernet, self.proxy_settings, self.data, self.device = supernet, proxy_settings, data, device
+        self.proxy_cache, self.progress = proxy_cache, progress
+        self._truth_src, self._hw_src = truth, hwnasbench
+        self.net_config = net or {"channels": 16, "cells": 5}
+        self.measure_settings, self.latency_cache, self.lut = measure, latency_cache, lut
+        self.agent_token_file = agent_token_file
+        self._device_table_srcs = list(device_tables)
+        self._given: dict[str, Any] = {}
+
+    def with_resources(self, **resources: Any) -> "Sources":
+        """These sources with some resources handed in ready-made (e.g. `proxy=evaluator`, `truth=table`)."""
+        import copy
+
+        other = copy.copy(self)
+        other._given = {**self._given, **resources}
+        return other
+
+    def get(self, name: str, for_objective: str | None = None) -> Any:
+        """The resource called `name`; UsageError (naming `for_objective`) when it cannot be provided."""
+        if name in self._given:
+            return self._given[name]
+        if name not in _RESOURCES:
+            raise UsageError(f"unknown resource '{name}'; valid: {', '.join(_RESOURCES)}")
+        try:
+            return getattr(self, _RESOURCES[name])
+        except UsageError as exc:
+            if for_objective is None:
+                raise
+            raise UsageError(f"objective '{for_objective}': {exc}") from None
+
+    # ------------------------------------------------------------------------------ resources
+    @property
+    def net(self) -> dict:
+        """Options that build a standalone subnet: channels, cells, classes."""
+        return {**self.net_config, "num_classes": dataset_info(self.dataset).num_classes}
+
+    @cached_property
+    def proxy(self):
+        if self.supernet is None:
+            raise UsageError("needs a trained supernet (--supernet runs/NAME)")
+        from hwnas.supernet.evaluate import ProxyEvaluator
+
+        return ProxyEvaluator(self.supernet, self.proxy_settings, data=self.data, device=self.device,
+                              progress=self.progress, cache=self.proxy_cache)
+
+    @cached_property
+    def truth(self):
+        from hwnas.benchmarks.tables.nb201_truth import NB201Truth
+
+        if self._truth_src is not None and not isinstance(self._truth_src, (str, Path)):
+            return self._truth_src
+        return NB201Truth.load(self._truth_src)
+
+    @cached_property
+    def hwnasbench(self):
+        from hwnas.benchmarks.tables.hwnasbench import HWNASBench
+
+        if self._hw_src is not None and not isinstance(self._hw_src, (str, Path)):
+            return self._hw_src
+        return HWNASBench.load(self._hw_src)
+
+    @cached_property
+    def device_tables(self) -> dict:
+        from hwnas.benchmarks.tables.device_table import DeviceTable
+
+        tables = {}
+        for src in self._device_table_srcs:
+            table = src if isinstance(src, DeviceTable) else DeviceTable.from_csv(src)
+            tables[table.name] = table
+        return tables
+
+    @property
+    def measure(self):
+        from .objectives.measured import MeasureSettings
+
+        return self.measure_settings or MeasureSettings()
+
+    @property
+    def lut_path(self) -> str:
+        if self.lut is None:
+            raise UsageError("needs a lookup table (--lut FILE, from `hwnas lut build`)")
+        return self.lut
+
+    @cached_property
+    def agent_token(self) -> str:
+        from hwnas.hardware.tokens import read_token
+
+        return read_token(self.agent_token_file)
+
+    # ------------------------------------------------------------------------------ questions
+    @property
+    def benchmarked(self) -> bool:
+        """True when the space is the one NAS-Bench-201 / HW-NAS-Bench tabulate (ground truth, device tables)."""
+        return self.space.name == "nb201"
+
+    def hw_devices(self) -> list[str]:
+        """HW-NAS-Bench devices with at least one metric for this data set (none outside NB201)."""
+        from hwnas.benchmarks.tables.hwnasbench import HW_DEVICES
+
+        if not self.benchmarked:
+            return []
+        try:
+            metrics = self.hwnasbench.metrics(self.dataset)
+        except (FileNotFoundError, ValueError):
+            return []
+        return [d for d in HW_DEVICES if any(m.startswith(f"{d}_") for m in metrics)]
+
+    def has_truth(self) -> bool:
+        """Whether NAS-Bench-201 ground truth is available for this space and data set."""
+        if not self.benchmarked:
+            return False
+        try:
+            return self.dataset in self.truth.datasets()
+        except (FileNotFoundError, ValueError):
+            return False
+
+    def target_objective(self, target: str) -> str:
+        """The hardware objective a search target stands for: HW-NAS-Bench latency (`fpga`), a user table's
+        first metric column (`jetson`), or a measured latency named in full (`measured_latency:cpu`,
+        `remote_latency:URL`, `lut_latency`)."""
+        from hwnas.benchmarks.tables.hwnasbench import HW_DEVICES
+
+        if target == "lut_latency" or target.startswith(("measured_latency:", "remote_latency:")):
+            return target
+        if target in HW_DEVICES:
+            return f"{target}_latency"
+        if target in self.device_tables:
+            return f"{target}_{self.device_tables[target].metrics()[0]}"
+        valid = list(HW_DEVICES) + list(self.device_tables)
+        raise UsageError(f"unknown target '{target}'; valid: {', '.join(valid)}, measured_latency:<target>, "
+                         f"remote_latency:<url>, lut_latency (or --device-table FILE.csv)")
+
+
+#: resource name -> the attribute of `Sources` that provides it
+_RESOURCES = {"space": "space", "dataset": "dataset", "net": "net", "proxy": "proxy", "truth": "truth",
+              "hwnasbench": "hwnasbench", "device_tables": "device_tables", "measure": "measure",
+              "latency_cache": "latency_cache", "lut_path": "lut_path", "agent_token": "agent_token",
+              "progress": "progress"}

@@ -1,0 +1,4 @@
+"""`python -m hwnas` is the `hwnas` command."""
+from hwnas.cli import main
+
+raise SystemExit(main())

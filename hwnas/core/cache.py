@@ -1,0 +1,103 @@
+"""The one "look up, compute what is missing, store" cache behind every per-arch score that costs time to
+compute: supernet proxy accuracy, measured latency, zero-cost scores.
+
+`ResultCache` is a persistent (source, setting, key) -> value store in SQLite WAL mode (survives crashes,
+allows concurrent writers); each value keeps the seconds it took, so a report can count a cached score at
+what it cost. `cached_values` is the loop every scorer shares: ask the cache for all keys at once, compute
+each missing one (progress bar), store it, and count hits, misses and seconds.
+
+Imports nothing of ours.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+
+class ResultCache:
+    """Persistent (source, setting, key) -> value store (SQLite, WAL). `source` names what produced the
+    values (a checkpoint's hash, a machine's description), `setting` how (evaluation settings), `key` for
+    what (a canonical arch string)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS results (source TEXT, setting TEXT, arch TEXT, value REAL, "
+                         "seconds REAL, PRIMARY KEY (source, setting, arch))")
+
+    def get(self, source: str, setting: str, keys: Sequence[str]) -> dict[str, float]:
+        """Stored values of those `keys` that have one."""
+        out: dict[str, float] = {}
+        for part in _chunks(keys):
+            q = ",".join("?" * len(part))
+            for key, value in self._db.execute(
+                    f"SELECT arch, value FROM results WHERE source=? AND setting=? AND arch IN ({q})",
+                    [source, setting, *part]):
+                out[key] = value
+        return out
+
+    def seconds(self, source: str, setting: str, keys: Sequence[str]) -> float:
+        """Total seconds the stored values of `keys` took to compute (what they would cost again)."""
+        total = 0.0
+        for part in _chunks(keys):
+            q = ",".join("?" * len(part))
+            row = self._db.execute(f"SELECT SUM(seconds) FROM results WHERE source=? AND setting=? AND arch IN ({q})",
+                                   [source, setting, *part]).fetchone()
+            total += row[0] or 0.0
+        return total
+
+    def put(self, source: str, setting: str, key: str, value: float, seconds: float) -> None:
+        """Store one value and the seconds it took to compute."""
+        self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)", (source, setting, key, value, seconds))
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _chunks(keys: Sequence[str], size: int = 500):
+    keys = list(keys)
+    for i in range(0, len(keys), size):
+        yield keys[i:i + size]
+
+
+@dataclass
+class CacheStats:
+    """What a scorer's cache did since it was made: answers from the cache, values computed, seconds spent."""
+
+    hits: int = 0
+    misses: int = 0
+    seconds: float = 0.0
+
+
+def cached_values(cache: ResultCache, source: str, setting: str, keys: Sequence[str],
+                  compute: Callable[[str], float], stats: CacheStats | None = None, desc: str = "compute",
+                  progress: bool = True) -> list[float]:
+    """The value of every key in `keys` (repeats allowed, order kept): stored ones from `cache`, the rest
+    computed one by one with `compute(key)` (in first-seen order, with a progress bar) and stored with the
+    seconds they took. `stats`, when given, is updated with hits, misses and seconds."""
+    from tqdm.auto import tqdm
+
+    unique = list(dict.fromkeys(keys))
+    known = cache.get(source, setting, unique)
+    todo = [k for k in unique if k not in known]
+    if stats is not None:
+        stats.hits += len(keys) - len(todo)
+    for key in tqdm(todo, desc=desc, unit="arch", disable=not progress or not todo, leave=False):
+        t0 = time.perf_counter()
+        value = float(compute(key))
+        dt = time.perf_counter() - t0
+        cache.put(source, setting, key, value, dt)
+        known[key] = value
+        if stats is not None:
+            stats.misses += 1
+            stats.seconds += dt
+    return [known[k] for k in keys]
