@@ -26,29 +26,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from tqdm.auto import tqdm
 
 from hwnas.hardware import counters
 from hwnas.hardware.lut import build_table, rank_agreement
-from hwnas.hardware.measure import TARGETS, check_target, describe_target, measure
+from hwnas.hardware.measure import check_target, describe_target, list_targets, measure
 from hwnas.core.files import atomic_write_text
+from hwnas.core.stats import rank_correlation
 from hwnas.supernet.spaces import get_space
 
 from hwnas.evolve.ranking import sample_classes
 from .report import command, markdown_table
-
-
-def available_targets() -> list[str]:
-    """Targets that work on this machine."""
-    out = []
-    for t in TARGETS:
-        try:
-            check_target(t)
-            out.append(t)
-        except ValueError:
-            pass
-    return out
 
 
 def measure_rounds(space, archs, net: dict, target: str, rounds: int, warmup: int, repeats: int,
@@ -77,14 +65,14 @@ def repeatability(runs: pd.DataFrame) -> dict:
 
 
 def _corr(a, b) -> tuple[float, float]:
-    ok = np.isfinite(a) & np.isfinite(b)
-    return float(stats.spearmanr(a[ok], b[ok]).statistic), float(stats.kendalltau(a[ok], b[ok]).statistic)
+    corr = rank_correlation(a, b)
+    return corr["spearman"], corr["kendall"]
 
 
 def run(args: argparse.Namespace) -> str:
     space = get_space("nb201")
     net = {"channels": args.channels, "cells": args.cells, "num_classes": 10}
-    targets = args.targets or available_targets()
+    targets = args.targets or list_targets(available_only=True)
     for t in targets:
         check_target(t)
     archs = sample_classes(space, args.archs, args.seed)
@@ -197,7 +185,7 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--repeats", type=int, default=50, help="timed runs per measurement")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--targets", nargs="*", default=None, help=f"default: all available of {', '.join(TARGETS)}")
+    p.add_argument("--targets", nargs="*", default=None, help=f"default: all available of {', '.join(list_targets())}")
     p.add_argument("--channels", type=int, default=16)
     p.add_argument("--cells", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)

@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from hwnas.core.datasets import dataset_info
 from hwnas.evolve.ranking import ranking_metrics, sample_classes
 
 from .report import command, markdown_table
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> str:
     strs = [space.to_str(a) for a in archs]
     references = _reference_scores(refs, strs)
     frame = pd.DataFrame({"arch_str": strs, "true_acc": truth.accuracy(strs, dataset)})
-    num_classes = {"cifar10": 10, "cifar100": 100}.get(dataset, 120)
+    num_classes = dataset_info(dataset).num_classes
     nets = [space.build_subnet(a, num_classes=num_classes, channels=16, cells=5) for a in archs]
     frame["flops_m"] = [counters.flops_m(n) for n in nets]
     frame["params_m"] = [counters.params_m(n) for n in nets]

@@ -7,7 +7,7 @@ small CPU recipe, then NSGA-II over (proxy error, latency measured on this CPU),
 Supernets are trained at C=8 on the NB201 search split (`RECIPES`: mobilenet and shufflenet at reduced
 depth, see there; a finished run in --runs is reused);
 latency is measured for the deploy-size network (C=16, batch 1, one thread, median of --repeats runs),
-as `hwnas search --device measured_latency:cpu` does. Writes benchmarks/results/spaces.md (with the
+as `hwnas search --target measured_latency:cpu` does. Writes benchmarks/results/spaces.md (with the
 exact command), spaces.png and one front CSV per space in benchmarks/results/spaces/.
 """
 from __future__ import annotations

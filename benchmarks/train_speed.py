@@ -22,11 +22,13 @@ import shlex
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
 
+from hwnas.core.datasets import dataset_info
 from hwnas.core.files import atomic_write_text
+from hwnas.core.paths import data_root
+from hwnas.hardware.measure import describe_target
 from hwnas.supernet.modes import get_mode
 from hwnas.supernet.spaces import get_space
 from hwnas.supernet.trainer import TrainConfig, build_run
@@ -35,23 +37,12 @@ MODES = (("spos", "spos", 1), ("darts (1st order)", "darts", 1), ("darts (2nd or
          ("gdas", "gdas", 1))
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _load() -> str:
     return ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
 def _has_real_data() -> bool:
-    root = os.environ.get("HWNAS_DATA")
-    return bool(root) and (Path(root) / "cifar-10-batches-py").is_dir()
+    return (data_root() / dataset_info("cifar10").folder).is_dir()
 
 
 def _build(cfg: TrainConfig, n_batches: int, data: str):
@@ -125,7 +116,7 @@ def run(args: argparse.Namespace) -> str:
     if args.device.startswith("cuda"):
         device = f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
     else:
-        device = f"CPU: {_cpu_model()}, {os.cpu_count()} logical cores"
+        device = f"CPU: {describe_target('cpu')['cpu']}, {os.cpu_count()} logical cores"
     command = "python -m hwnas.benchmarks.train_speed" + "".join(" " + shlex.quote(a) for a in sys.argv[1:])
     data = ("CIFAR-10 batches from $HWNAS_DATA (augmented, as the trainer makes them)" if args.data == "real"
             else "random tensors of CIFAR shape (3x32x32, 10 classes); speed does not depend on pixel values")
@@ -177,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--data", choices=("auto", "real", "synthetic"), default="auto",
-                   help="auto: real CIFAR-10 when $HWNAS_DATA holds it, else synthetic")
+                   help="auto: real CIFAR-10 when the data root ($HWNAS_DATA, else ./data) holds it, else synthetic")
     p.add_argument("--out", default="benchmarks/results/train_speed.md")
     args = p.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -192,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data == "auto":
         args.data = "real" if _has_real_data() else "synthetic"
     elif args.data == "real" and not _has_real_data():
-        print("error: --data real needs $HWNAS_DATA with cifar-10-batches-py/", file=sys.stderr)
+        print("error: --data real needs cifar-10-batches-py/ in the data root ($HWNAS_DATA, else ./data)", file=sys.stderr)
         return 2
     if args.threads is not None:
         if args.threads < 1:

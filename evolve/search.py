@@ -122,7 +122,8 @@ class ArchProblem(Problem):
         n_obj = 1 if scalarize is not None else m
         n_constr = 1 + (m - 1 if epsilon is not None else 0)
         xu = np.array(space.num_choices) - 1
-        super().__init__(n_var=len(xu), n_obj=n_obj, n_ieq_constr=n_constr, xl=np.zeros_like(xu), xu=xu, vtype=int)
+        super().__init__(n_var=len(xu), n_obj=n_obj, n_ieq_constr=n_constr, xl=np.zeros_like(xu), xu=xu, vtype=int,
+                         requires_kwargs=True)  # pymoo drops the evaluator's `algorithm` otherwise
 
     def _evaluate(self, X, out, *args, algorithm: Algorithm | None = None, **kwargs):
         archs = [self.space.decode(x) for x in X]

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import math
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -39,6 +39,8 @@ from hwnas.core.errors import UsageError
 
 from .measure import check_target, describe_target, measure
 from .tokens import read_token
+
+log = logging.getLogger(__name__)
 
 Builder = Callable[[dict], Any]
 
@@ -262,7 +264,7 @@ class AgentHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.log:
-            sys.stderr.write(f"agent: {self.address_string()} {format % args}\n")
+            log.info("%s %s", self.address_string(), format % args)
 
     def _log_line(self, method: str, t0: float | None) -> None:
         if not self.server.log:
@@ -270,8 +272,8 @@ class AgentHandler(BaseHTTPRequestHandler):
         ms = f"{(time.perf_counter() - t0) * 1e3:.1f}" if t0 is not None else "-"
         path = getattr(self, "path", "-")
         error = getattr(self, "_error", "")
-        sys.stderr.write(f"agent: {self.address_string()} {method} {path} {getattr(self, '_status', '-')} "
-                         f"{ms} ms{' ' + error if error else ''}\n")
+        log.info("%s %s %s %s %s ms%s", self.address_string(), method, path, getattr(self, "_status", "-"), ms,
+                 " " + error if error else "")
 
 
 @torch.no_grad()
@@ -357,14 +359,17 @@ def make_server(builder: Builder, token: str, host: str = "127.0.0.1", port: int
 
 def serve(builder: Builder, token_file: str | os.PathLike, host: str = "127.0.0.1", port: int = 8765,
           max_concurrent: int = 4, max_body_bytes: int = 65536, target: str = "cpu",
-          threads: int | None = None) -> None:
-    """Run an agent until Ctrl-C, with the token read from `token_file`; prints its address first."""
+          threads: int | None = None, ready: Callable[[str], None] | None = None) -> None:
+    """Run an agent until Ctrl-C, with the token read from `token_file`; `ready(url)` is called once it
+    listens (the CLI prints the address)."""
     token = read_token(token_file)
     if os.name == "posix" and os.stat(token_file).st_mode & 0o077:
-        print(f"agent: warning: token file '{token_file}' is readable by others (chmod 600 it)", file=sys.stderr)
+        log.warning("token file '%s' is readable by others (chmod 600 it)", token_file)
     server = make_server(builder, token, host=host, port=port, max_concurrent=max_concurrent,
                          max_body_bytes=max_body_bytes, target=target, threads=threads)
-    print(f"hwnas agent ({target}) listening on {server.url}", flush=True)
+    log.info("agent (%s) listening on %s", target, server.url)
+    if ready is not None:
+        ready(server.url)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -257,21 +257,32 @@ def _items(only: Sequence[str] | None, default: Sequence[str]) -> list[Item]:
     return [ITEMS[n] for n in names]
 
 
+def _fill(root: Path, items: list[Item], make: Callable[[Item], bool], doing: str, done_as: str) -> dict[str, str]:
+    """Make each item the data root lacks with `make(item)` (False: it could not); {item: "present" | done_as}."""
+    root.mkdir(parents=True, exist_ok=True)
+    done = {}
+    for item in items:
+        if item.present(root):
+            done[item.name] = "present"
+            continue
+        log.info("%s %s into %s", doing, item.what, root)
+        if not make(item):
+            raise FileNotFoundError(f"the mirror holds no form of {item.what} that hwnas knows; see "
+                                    "`hwnas data prepare --help`")
+        done[item.name] = done_as
+    return done
+
+
 def download_data(root: str | Path | None = None, only: Sequence[str] | None = None,
                   progress: bool = True) -> dict[str, str]:
     """Fetch what the data root lacks (all items, or those in `only`) from the public sources; returns
     {item: "present" | "downloaded"}."""
     root = data_root(root)
-    root.mkdir(parents=True, exist_ok=True)
-    done = {}
-    for item in _items(only, ITEMS):
-        if item.present(root):
-            done[item.name] = "present"
-            continue
-        log.info("downloading %s into %s", item.what, root)
+
+    def fetch(item: Item) -> bool:
         item.download(root, progress)
-        done[item.name] = "downloaded"
-    return done
+        return True
+    return _fill(root, _items(only, ITEMS), fetch, "downloading", "downloaded")
 
 
 def prepare_data(mirror: str | Path, root: str | Path | None = None, only: Sequence[str] | None = None,
@@ -282,15 +293,4 @@ def prepare_data(mirror: str | Path, root: str | Path | None = None, only: Seque
     mirror, root = Path(mirror), data_root(root)
     if not mirror.is_dir():
         raise FileNotFoundError(f"mirror folder '{mirror}' not found")
-    root.mkdir(parents=True, exist_ok=True)
-    done = {}
-    for item in _items(only, DEFAULT_PREPARE):
-        if item.present(root):
-            done[item.name] = "present"
-            continue
-        log.info("preparing %s from %s", item.what, mirror)
-        if not item.prepare(mirror, root):
-            raise FileNotFoundError(f"mirror '{mirror}' holds no form of {item.what} that hwnas knows; see "
-                                    "`hwnas data prepare --help`")
-        done[item.name] = "prepared"
-    return done
+    return _fill(root, _items(only, DEFAULT_PREPARE), lambda item: item.prepare(mirror, root), "preparing", "prepared")

@@ -17,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 import torch
-from hwnas.core.cache import CacheStats, ResultCache, cached_values
+from hwnas.core.cache import CachedScorer, ResultCache
 from hwnas.core.config import option
 from hwnas.core.download import file_digest
 from hwnas.core.errors import UsageError
@@ -62,7 +62,7 @@ class ProxySettings:
                 f"eval={self.eval_images};seed={self.calib_seed}")
 
 
-class ProxyEvaluator:
+class ProxyEvaluator(CachedScorer):
     """Held-out accuracy (%) of subnets with inherited weights, cached on disk.
 
     `hits` and `misses` count cache answers and real evaluations since construction.
@@ -79,8 +79,8 @@ class ProxyEvaluator:
         self.checkpoint = str(ckpt_file)
         self.ckpt_hash = file_digest(ckpt_file)
         self.cache = ResultCache(cache or default_cache_path(ckpt_file))
+        self.source, self.setting, self.label = self.ckpt_hash, self.settings.key(), "proxy eval"
         self.device, self.progress = device, progress
-        self.stats = CacheStats()
         self._data = data
         self._batches: tuple[TensorBatches, list[torch.Tensor]] | None = None
 
@@ -122,34 +122,17 @@ class ProxyEvaluator:
                 total += len(y)
         return 100.0 * correct / max(total, 1)
 
-    @property
-    def hits(self) -> int:
-        """Scores answered by the cache since this evaluator was made."""
-        return self.stats.hits
-
-    @property
-    def misses(self) -> int:
-        """Scores computed since this evaluator was made."""
-        return self.stats.misses
-
-    @property
-    def seconds(self) -> float:
-        """Seconds spent computing those scores."""
-        return self.stats.seconds
+    def compute(self, key: str) -> float:
+        return self.score(self.space.from_str(key))
 
     def accuracy(self, archs: Iterable[Arch]) -> np.ndarray:
         """Proxy accuracy (%) per arch; isomorphic archs share one cached evaluation."""
-        keys = [self.space.to_str(self.space.canonical(a)) for a in archs]
-        values = cached_values(self.cache, self.ckpt_hash, self.settings.key(), keys,
-                               lambda key: self.score(self.space.from_str(key)), self.stats, desc="proxy eval",
-                               progress=self.progress)
-        return np.array(values, dtype=float)
+        return np.array(self.cached([self.space.to_str(self.space.canonical(a)) for a in archs]), dtype=float)
 
     def compute_seconds(self, archs: Iterable[Arch]) -> float:
         """Seconds the cached scores of these archs (each canonical class once) took to compute, whenever that
         was: their cost, even when this evaluator answered them all from the cache."""
-        keys = sorted({self.space.to_str(self.space.canonical(a)) for a in archs})
-        return self.cache.seconds(self.ckpt_hash, self.settings.key(), keys)
+        return super().compute_seconds([self.space.to_str(self.space.canonical(a)) for a in archs])
 
     def error(self, archs: Iterable[Arch]) -> np.ndarray:
         """Proxy top-1 error (%) = 100 - accuracy."""

@@ -45,7 +45,7 @@ from hwnas.core.logs import log_to_file
 
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
 from .data import TensorBatches, load_dataset, make_splits
-from .spaces import SearchSpace, get_space, space_from_config
+from .spaces import SearchSpace, SpaceConfig, get_space, space_from_config
 from .trainer import _Log, check_torch_device, open_run, train_epoch
 
 log = logging.getLogger(__name__)
@@ -55,24 +55,14 @@ LOG = "retrain.log"
 # What defines a retraining run: a resumed run must ask for exactly these (out, data, device, progress may move).
 _SAME_ON_RESUME = ("space", "space_options", "arch", "dataset", "epochs", "channels", "cells", "batch_size",
                    "lr", "weight_decay", "max_images", "seed")
-def _spaces() -> list[str]:
-    from .spaces import list_spaces
-
-    return list_spaces()
-
-
 _LATENCY = {"target": "cpu", "warmup": 10, "repeats": 50, "threads": 1}  # batch 1, one thread: steady on shared cores
 
 
 @dataclass(kw_only=True)
-class RetrainConfig:
+class RetrainConfig(SpaceConfig):
     """Everything that defines a from-scratch retraining run (the `hwnas retrain` options). The defaults are
     the short CPU recipe; the module docstring gives the full NAS-Bench-201 one."""
 
-    space: str = option("nb201", help="search space", choices=_spaces)
-    space_options: dict[str, Any] = option(
-        default_factory=dict, flag="--space-option", kind="space_options",
-        help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1.5,2,1],[2,2,2]]'")
     arch: str = option(help="arch string of the subnet (required), e.g. one from a front's arch_str column")
     dataset: str = option("cifar10", help="data set", choices=DATASETS.list)
     epochs: int = option(10, help="training epochs (NB201: 200)")

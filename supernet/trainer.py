@@ -31,7 +31,7 @@ from .bn import batch_statistics
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
 from .data import SEARCH_PROTOCOLS, TensorBatches, load_dataset, make_splits
 from .modes import get_mode, list_modes
-from .spaces import get_space, space_from_config
+from .spaces import SpaceConfig, get_space, space_from_config
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,10 @@ _SAME_ON_RESUME = ("space", "space_options", "mode", "dataset", "channels", "cel
                    "lr", "weight_decay", "order", "arch_lr", "protocol")
 
 
-def _spaces() -> list[str]:
-    from .spaces import list_spaces
-
-    return list_spaces()
-
-
 @dataclass
-class TrainConfig:
+class TrainConfig(SpaceConfig):
     """Everything that defines a supernet training run; `hwnas train` has one flag per field."""
 
-    space: str = option("nb201", help="search space", choices=_spaces)
-    space_options: dict[str, Any] = option(
-        default_factory=dict, flag="--space-option", kind="space_options",
-        help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1.5,2,1],[2,2,2]]'")
     mode: str = option("spos", help="training mode", choices=list_modes)
     dataset: str = option("cifar10", help="data set", choices=DATASETS.list)
     epochs: int = option(1, help="training epochs")

@@ -50,3 +50,28 @@ def test_notebook_runs(name, data_dir, tmp_path, monkeypatch):
     assert not errors, f"{name}: {errors[0].ename}: {errors[0].evalue}"
     assert any(p.is_file() for p in (tmp_path / "out").rglob("*")), f"{name} wrote nothing under OUT"
     assert not any(work.iterdir()), f"{name} wrote outside OUT: {sorted(p.name for p in work.iterdir())}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_uses_only_the_public_api(name):
+    """Of hwnas, a notebook imports the top-level package alone (`import hwnas`), never its modules."""
+    import ast
+    import sys
+
+    nb = _read(name)
+    ours = {"hwnas", "supernet", "evolve", "hardware", "benchmarks"}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                assert top not in ours or module == "hwnas", f"{name} imports {module}; use `import hwnas`"
+                assert top in ours or top in sys.stdlib_module_names or top in {"matplotlib", "numpy", "pandas"}, \
+                    f"{name} imports {module}"

@@ -187,3 +187,17 @@ def test_objective_lists_each_arch_it_computed_once_in_first_seen_order(ctx):
     obj([a, b, a])
     obj([c, b])
     assert obj.evaluated == [ctx.space.to_str(x) for x in (a, b, c)]
+
+
+@pytest.mark.parametrize("algorithm", ["nsga2", "random"])
+def test_each_arch_carries_the_generation_that_first_evaluated_it(ctx, algorithm):
+    """The generation comes from the algorithm inside the evaluation: every generation's new archs carry its
+    number, and no arch is in a population before the generation that evaluated it."""
+    objs = [get_objective("true_err", ctx), get_objective("fpga_latency", ctx)]
+    front = search(ctx.space, objs, algorithm=algorithm, pop_size=10, generations=4, seed=2, progress=False)
+    assert set(front.table.generation) == {1, 2, 3, 4}
+    assert (front.table.groupby("generation").size() <= 10).all()
+    first_seen = front.history.groupby("arch_str").generation.min()
+    evaluated = front.table.set_index("arch_str").generation
+    assert (first_seen >= evaluated[first_seen.index]).all()
+    assert set(front.history.generation) == {1, 2, 3, 4}

@@ -13,7 +13,7 @@ done
 # Published one-shot / few-shot supernet estimates (aoiang/few-shot-NAS, supernet_info/) as a yardstick, where present.
 refs=(); ref_dir=../shared/data/nb201/fewshot_supernet_info
 [ -d "$ref_dir" ] && refs=(--reference "one-shot=$ref_dir/one-shot-supernet.json" "few-shot=$ref_dir/few-shot-supernet.json")
-python -m benchmarks.ranking --supernet runs/cpu_spos runs/cpu_gdas runs/cpu_darts --sample 1000 \
+python -m hwnas.benchmarks.ranking --supernet runs/cpu_spos runs/cpu_gdas runs/cpu_darts --sample 1000 \
     --proxy recalibrate:1000 batch:1000 recalibrate:5000 ${refs[@]+"${refs[@]}"}
-python -m benchmarks.fronts --supernet runs/cpu_spos runs/cpu_gdas runs/cpu_darts --algorithms nsga2 random \
+python -m hwnas.benchmarks.fronts --supernet runs/cpu_spos runs/cpu_gdas runs/cpu_darts --algorithms nsga2 random \
     --pop-size 20 --generations 10 --seeds 0 1 --stats-samples 300 --eval-images 5000 --calib-batches 4 ${refs[@]+"${refs[@]}"}

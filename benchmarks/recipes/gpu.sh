@@ -10,7 +10,7 @@ done
 # Published one-shot / few-shot supernet estimates (aoiang/few-shot-NAS, supernet_info/) as a yardstick, where present.
 refs=(); ref_dir=../shared/data/nb201/fewshot_supernet_info
 [ -d "$ref_dir" ] && refs=(--reference "one-shot=$ref_dir/one-shot-supernet.json" "few-shot=$ref_dir/few-shot-supernet.json")
-python -m benchmarks.ranking --supernet runs/gpu_spos runs/gpu_gdas runs/gpu_darts --sample 1000 \
+python -m hwnas.benchmarks.ranking --supernet runs/gpu_spos runs/gpu_gdas runs/gpu_darts --sample 1000 \
     --out benchmarks/results/ranking_gpu.md ${refs[@]+"${refs[@]}"}
-python -m benchmarks.fronts --supernet runs/gpu_spos runs/gpu_gdas runs/gpu_darts --algorithms nsga2 random \
+python -m hwnas.benchmarks.fronts --supernet runs/gpu_spos runs/gpu_gdas runs/gpu_darts --algorithms nsga2 random \
     --out benchmarks/results/fronts_gpu.md ${refs[@]+"${refs[@]}"}

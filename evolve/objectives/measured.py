@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from hwnas.core.cache import CacheStats, ResultCache, cached_values
+from hwnas.core.cache import CachedScorer, ResultCache
 from hwnas.core.config import option
 from hwnas.core.datasets import dataset_info
 from hwnas.core.errors import UsageError
@@ -52,7 +52,7 @@ def _digest(description: dict) -> str:
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
 
 
-class CachedLatency:
+class CachedLatency(CachedScorer):
     """Latency (ms) per arch from `measure_one`, measured on the canonical arch and cached on disk."""
 
     def __init__(self, space: SearchSpace, measure_one: Measure, source: dict, setting: str,
@@ -63,22 +63,12 @@ class CachedLatency:
         self.source = f"{source.get('target', 'remote')}:{_digest(source)}"
         self.cache = ResultCache(cache or default_cache_path())
         self.progress, self.label = progress, label
-        self.stats = CacheStats()
 
-    @property
-    def hits(self) -> int:
-        return self.stats.hits
-
-    @property
-    def misses(self) -> int:
-        return self.stats.misses
+    def compute(self, key: str) -> float:
+        return float(self.measure_one(self.space.from_str(key)))
 
     def __call__(self, archs: Sequence[Arch]) -> np.ndarray:
-        keys = [self.space.to_str(self.space.canonical(a)) for a in archs]
-        values = cached_values(self.cache, self.source, self.setting, keys,
-                               lambda key: self.measure_one(self.space.from_str(key)), self.stats, self.label,
-                               self.progress)
-        return np.array(values, dtype=float)
+        return np.array(self.cached([self.space.to_str(self.space.canonical(a)) for a in archs]), dtype=float)
 
 
 def input_shape(dataset: str, batch_size: int = 1) -> tuple[int, int, int, int]:

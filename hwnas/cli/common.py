@@ -12,6 +12,7 @@ from hwnas.core.config import option
 from hwnas.core.datasets import DATASETS, dataset_info
 from hwnas.core.errors import UsageError
 from hwnas.core.logs import ROOT
+from hwnas.supernet.spaces import SpaceConfig
 
 from .options import add_config_options, config_from_args, parse_space_options
 
@@ -65,20 +66,10 @@ def add_config_flag(p: argparse.ArgumentParser) -> None:
 
 
 # ------------------------------------------------------------------------------------------ network
-def _spaces() -> list[str]:
-    from hwnas.supernet.spaces import list_spaces
-
-    return list_spaces()
-
-
 @dataclass
-class NetConfig:
+class NetConfig(SpaceConfig):
     """The standalone network a hardware command builds: space, its options, C, N and data set."""
 
-    space: str = option("nb201", help="search space", choices=_spaces)
-    space_options: dict[str, Any] = option(
-        default_factory=dict, flag="--space-option", kind="space_options",
-        help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1.5,2,1],[2,2,2]]'")
     channels: int = option(16, help="network width C (NB201: 16)")
     cells: int = option(5, help="cells per stage N (NB201: 5)")
     dataset: str = option("cifar10", help="sets classes and input size", choices=DATASETS.list)

@@ -193,7 +193,8 @@ def cmd_agent_serve(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
     print(f"hwnas agent: timing on {args.target}; Ctrl-C stops it", file=sys.stderr)
     serve(build_described, args.token_file, host=args.host, port=args.port, max_concurrent=args.max_concurrent,
-          max_body_bytes=args.max_body_bytes, target=args.target, threads=args.threads)
+          max_body_bytes=args.max_body_bytes, target=args.target, threads=args.threads,
+          ready=lambda url: print(f"hwnas agent ({args.target}) listening on {url}", flush=True))
     return 0
 
 

@@ -10,13 +10,28 @@ from .options import add_config_options, config_from_args, option_types
 log = logging.getLogger("hwnas.cli")
 
 
-def _configure_train(p: argparse.ArgumentParser) -> None:
+def _configure(config_class):
+    """The options of a training command: `--config`, one flag per field of `config_class`, `--tailored`,
+    `--resume`."""
+    def configure(p: argparse.ArgumentParser) -> None:
+        cls = config_class()
+        add_config_flag(p)
+        p.set_defaults(_keys=add_config_options(p, cls), _types=option_types(cls))
+        add_tailored(p)
+        p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    return configure
+
+
+def _train_config():
     from hwnas.supernet.trainer import TrainConfig
 
-    add_config_flag(p)
-    p.set_defaults(_keys=add_config_options(p, TrainConfig), _types=option_types(TrainConfig))
-    add_tailored(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    return TrainConfig
+
+
+def _retrain_config():
+    from hwnas.supernet.retrain import RetrainConfig
+
+    return RetrainConfig
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -29,15 +44,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.get("derived_arch"):
         print(f"derived arch {result['derived_arch']} (identity ops on {result['skip_fraction']:.0%} of decisions)")
     return 0
-
-
-def _configure_retrain(p: argparse.ArgumentParser) -> None:
-    from hwnas.supernet.retrain import RetrainConfig
-
-    add_config_flag(p)
-    p.set_defaults(_keys=add_config_options(p, RetrainConfig), _types=option_types(RetrainConfig))
-    add_tailored(p)
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -54,5 +60,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    commands.add("train", "train a weight-sharing supernet (accuracy only; resumable)", cmd_train, _configure_train)
-    commands.add("retrain", "train one chosen subnet from scratch (resumable)", cmd_retrain, _configure_retrain)
+    commands.add("train", "train a weight-sharing supernet (accuracy only; resumable)", cmd_train,
+                 _configure(_train_config))
+    commands.add("retrain", "train one chosen subnet from scratch (resumable)", cmd_retrain,
+                 _configure(_retrain_config))

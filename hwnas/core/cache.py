@@ -13,6 +13,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -76,6 +77,50 @@ class CacheStats:
     hits: int = 0
     misses: int = 0
     seconds: float = 0.0
+
+
+class CachedScorer:
+    """Base of the scorers whose per-arch values cost time (proxy accuracy, measured latency, zero-cost
+    scores): `cached(keys)` answers from `self.cache` under (`self.source`, `self.setting`) and computes what is
+    missing with `self.compute(key)`; `hits`, `misses` and `seconds` count what it did."""
+
+    cache: ResultCache
+    source: str
+    setting: str
+    label: str = "compute"
+    progress: bool = True
+
+    @cached_property
+    def stats(self) -> CacheStats:
+        return CacheStats()
+
+    @property
+    def hits(self) -> int:
+        """Values answered by the cache since this scorer was made."""
+        return self.stats.hits
+
+    @property
+    def misses(self) -> int:
+        """Values computed since this scorer was made."""
+        return self.stats.misses
+
+    @property
+    def seconds(self) -> float:
+        """Seconds spent computing those values."""
+        return self.stats.seconds
+
+    def compute(self, key: str) -> float:
+        """The value of one key, computed (no cache)."""
+        raise NotImplementedError
+
+    def cached(self, keys: Sequence[str]) -> list[float]:
+        """The value of every key, from the cache or computed (see `cached_values`)."""
+        return cached_values(self.cache, self.source, self.setting, keys, self.compute, self.stats, self.label,
+                             self.progress)
+
+    def compute_seconds(self, keys: Sequence[str]) -> float:
+        """Seconds the cached values of these keys took to compute, whenever that was."""
+        return self.cache.seconds(self.source, self.setting, sorted(set(keys)))
 
 
 def cached_values(cache: ResultCache, source: str, setting: str, keys: Sequence[str],

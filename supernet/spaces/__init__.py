@@ -1,8 +1,10 @@
 """Search-space registry: `get_space(name, **options)`, `list_spaces()`, `register_space(name)`."""
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
+from hwnas.core.config import option
 from hwnas.core.registry import Registry
 
 from .base import Arch, SearchSpace
@@ -29,6 +31,17 @@ def get_space(name: str, **options) -> SearchSpace:
     return SPACES.get(name)(**options)
 
 
+@dataclass
+class SpaceConfig:
+    """The search space of a run or a network, as configs (training, retraining, a hardware command) name it:
+    the registered space and its own options."""
+
+    space: str = option("nb201", help="search space", choices=list_spaces)
+    space_options: dict[str, Any] = option(
+        default_factory=dict, flag="--space-option", kind="space_options",
+        help="an option of the space, its value as JSON (repeatable), e.g. 'stages=[[1.5,2,1],[2,2,2]]'")
+
+
 def space_from_config(config: dict) -> SearchSpace:
     """The space a run or export was made with: its `space` name and `space_options` (if any)."""
     return get_space(config["space"], **(config.get("space_options") or {}))
@@ -36,4 +49,4 @@ def space_from_config(config: dict) -> SearchSpace:
 
 from . import mobilenet, nb201, resblock, shufflenet  # noqa: E402,F401  (each module registers its space)
 
-__all__ = ["Arch", "SearchSpace", "SPACES", "get_space", "list_spaces", "register_space", "space_from_config"]
+__all__ = ["Arch", "SearchSpace", "SPACES", "SpaceConfig", "get_space", "list_spaces", "register_space", "space_from_config"]
