@@ -92,7 +92,6 @@ class SearchConfig:
             raise UsageError("give either --objectives or --target/--all-targets, not both")
         if not self.objectives and not self.targets and not self.all_targets:
             raise UsageError("no target given; use --target NAME (see `hwnas list targets`) or --all-targets")
-        list_algorithms()
         if self.algorithm not in list_algorithms():
             raise UsageError(f"unknown algorithm '{self.algorithm}'; valid: {', '.join(list_algorithms())}")
         for name in ("pop_size", "generations", "channels", "cells"):

@@ -129,6 +129,12 @@ def test_search_writes_a_folder_of_its_own_and_refuses_to_overwrite_it(capsys, d
     code, _, err = _run(capsys, ["search", "--config", str(out / "config.yaml"), "--out", str(again), "--quiet"])
     assert code == 0, err
     assert Front.load(again / "fpga.json").table.equals(Front.load(out / "fpga.json").table)
+    # a list option given as a flag replaces the file's list instead of adding to it
+    other = tmp_path / "other"
+    code, _, err = _run(capsys, ["search", "--config", str(out / "config.yaml"), "--target", "raspi4", "--out",
+                                 str(other), "--quiet"])
+    assert code == 0, err
+    assert sorted(p.name for p in other.glob("*.json")) == ["raspi4.json"]
     code, _, _ = _run(capsys, ["plot", str(out / "fpga.json"), "--out", str(tmp_path / "p.png")])
     assert code == 0 and (tmp_path / "p.png").stat().st_size > 0
 

@@ -42,6 +42,17 @@ def parse_space_options(items: Sequence[str] | dict | None) -> dict[str, Any]:
     return options
 
 
+class _Append(argparse.Action):
+    """`action="append"` whose first use on the command line replaces the default (a --config file's list)
+    instead of adding to it, so flags win there too."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        marker = f"_{self.dest}_from_flags"
+        items = list(getattr(namespace, self.dest) or []) if getattr(namespace, marker, False) else []
+        setattr(namespace, marker, True)
+        setattr(namespace, self.dest, [*items, values])
+
+
 def _optional_type(inner: Callable[[str], Any]) -> Callable[[str], Any]:
     def parse(text: str):
         if text.strip().lower() in ("none", "all"):
@@ -85,7 +96,7 @@ def add_config_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
         optional, inner = _is_optional(tp)
         origin = getattr(inner, "__origin__", None)
         if meta.get("kind") == "space_options":
-            parser.add_argument(flag, action="append", default=default or [], metavar="KEY=JSON", dest=key,
+            parser.add_argument(flag, action=_Append, default=default or [], metavar="KEY=JSON", dest=key,
                                 help=help_text)
         elif inner is bool:
             action = argparse.BooleanOptionalAction if default else "store_true"
@@ -95,7 +106,7 @@ def add_config_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
             if meta.get("nargs"):
                 parser.add_argument(flag, nargs=meta["nargs"], type=arg, default=default, **kw)
             else:
-                parser.add_argument(flag, action="append", type=arg, default=default, **kw)
+                parser.add_argument(flag, action=_Append, type=arg, default=default, **kw)
         else:
             conv = _scalar_type(inner)
             parser.add_argument(flag, type=_optional_type(conv) if optional else conv, default=default, **kw)

@@ -24,13 +24,12 @@ def _configure_search(p: argparse.ArgumentParser) -> None:
     p.set_defaults(_keys=add_config_options(p, SearchConfig), _types=option_types(SearchConfig))
 
 
-def _print_fronts(fronts: dict, sources) -> None:
-    from hwnas.evolve.explore import format_table, summary_table
+def _print_fronts(fronts: dict, sources, out: str) -> None:
+    from hwnas.evolve.explore import file_stem, format_table, summary_table
 
-    for target, front in fronts.items():
-        where = front.meta.get("files", ["-"])[0]
-        print(f"{target}: {int(front.table.is_pareto.sum())} Pareto archs of {len(front.table)} evaluated -> {where}")
     print(format_table(summary_table(fronts)))
+    stems = ", ".join(file_stem(t) for t in fronts)
+    print(f"fronts ({stems}: .csv .parquet .json .png), config.yaml and search.log in {out}")
     if sources.supernet:
         ev = sources.get("proxy")
         print(f"proxy cache: {ev.hits} hits, {ev.misses} evaluations ({ev.seconds:.0f} s) in {ev.cache.path}")
@@ -45,7 +44,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg.validate()
     sources = sources_for(cfg)
     fronts = run_search(cfg, sources)
-    _print_fronts(fronts, sources)
+    _print_fronts(fronts, sources, cfg.out or cfg.default_out())
     return 0
 
 
