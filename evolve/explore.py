@@ -20,6 +20,7 @@ import pandas as pd
 from hwnas.core.config import option
 from hwnas.core.errors import UsageError
 from hwnas.supernet.evaluate import ProxySettings
+from hwnas.supernet.zero_cost import ZeroCostSettings
 
 from .front import Front
 from .objectives import get_objective
@@ -61,6 +62,7 @@ class SearchConfig:
     proxy: ProxySettings = option(default_factory=ProxySettings, help="how the proxy scores a subnet")
     measure: MeasureSettings = option(default_factory=MeasureSettings, prefix="measure_",
                                       help="how measured latency is timed")
+    zero_cost: ZeroCostSettings = option(default_factory=ZeroCostSettings, help="where zero-cost signals are computed")
     dataset: str | None = option(None, help="data set of the tables (default: the supernet's, else cifar10)")
     channels: int = option(16, help="C of the standalone subnets that are counted and timed (NB201: 16)")
     cells: int = option(5, help="N of the standalone subnets that are counted and timed (NB201: 5)")
@@ -112,7 +114,7 @@ def sources_for(cfg: SearchConfig) -> Sources:
                    truth=cfg.truth, hwnasbench=cfg.hwnasbench, device_tables=cfg.device_tables, data=cfg.data,
                    device=cfg.device, net={"channels": cfg.channels, "cells": cfg.cells}, measure=cfg.measure,
                    latency_cache=cfg.latency_cache, lut=cfg.lut, agent_token_file=cfg.agent_token_file,
-                   progress=cfg.progress)
+                   zero_cost=cfg.zero_cost, progress=cfg.progress)
 
 
 def targets_of(cfg: SearchConfig, sources: Sources) -> list[str]:

@@ -13,6 +13,7 @@ hands out:
   device_tables  {name: DeviceTable} from the user's CSVs
   measure        `MeasureSettings` for timing; latency_cache: its SQLite file (None: the default)
   lut_path       a per-block lookup table file; agent_token: the remote agent's token
+  zero_cost      the zero-cost signals' scorers (`ZeroCostSuite`: settings, batches, cache)
   progress       whether long work shows progress bars
 
 Anything can also be handed in ready-made (`Sources(truth=my_table)`, `with_resources(proxy=evaluator)`).
@@ -45,7 +46,7 @@ class Sources:
                  device_tables: Sequence[Any] = (), data: str | None = None, device: str = "cpu",
                  net: dict | None = None, measure: Any = None, latency_cache: str | None = None,
                  lut: str | None = None, agent_token_file: str | None = None, proxy_cache: str | None = None,
-                 progress: bool = True):
+                 zero_cost: Any = None, zero_cost_cache: str | None = None, progress: bool = True):
         run_config = None
         if supernet is not None:
             from hwnas.supernet.trainer import load_run_config
@@ -67,6 +68,7 @@ class Sources:
         self.net_config = net or {"channels": 16, "cells": 5}
         self.measure_settings, self.latency_cache, self.lut = measure, latency_cache, lut
         self.agent_token_file = agent_token_file
+        self.zero_cost_settings, self.zero_cost_cache = zero_cost, zero_cost_cache
         self._device_table_srcs = list(device_tables)
         self._given: dict[str, Any] = {}
 
@@ -150,6 +152,10 @@ class Sources:
 
         return read_token(self.agent_token_file)
 
+    @cached_property
+    def zero_cost(self) -> "ZeroCostSuite":
+        return ZeroCostSuite(self)
+
     # ------------------------------------------------------------------------------ questions
     @property
     def benchmarked(self) -> bool:
@@ -194,8 +200,37 @@ class Sources:
                          f"remote_latency:<url>, lut_latency (or --device-table FILE.csv)")
 
 
+class ZeroCostSuite:
+    """The zero-cost scorers of one `Sources`: one `ZeroCostScorer` per signal, sharing the batches (loaded on
+    first use) and the cache."""
+
+    def __init__(self, sources: "Sources"):
+        from hwnas.supernet.zero_cost import ZeroCostSettings
+
+        self.sources = sources
+        self.settings = sources.zero_cost_settings or ZeroCostSettings()
+        self._scorers: dict = {}
+
+    @cached_property
+    def batches(self):
+        from hwnas.supernet.zero_cost import signal_batches
+
+        return signal_batches(self.sources.dataset, self.settings, self.sources.data)
+
+    def scorer(self, signal: str):
+        """The cached scorer of `signal` (see `hwnas.supernet.zero_cost.SIGNALS`)."""
+        if signal not in self._scorers:
+            from hwnas.supernet.zero_cost import ZeroCostScorer
+
+            s = self.sources
+            self._scorers[signal] = ZeroCostScorer(signal, s.space, self.batches, dataset_info(s.dataset).num_classes,
+                                                   self.settings, cache=s.zero_cost_cache, progress=s.progress,
+                                                   dataset=s.dataset)
+        return self._scorers[signal]
+
+
 #: resource name -> the attribute of `Sources` that provides it
 _RESOURCES = {"space": "space", "dataset": "dataset", "net": "net", "proxy": "proxy", "truth": "truth",
               "hwnasbench": "hwnasbench", "device_tables": "device_tables", "measure": "measure",
               "latency_cache": "latency_cache", "lut_path": "lut_path", "agent_token": "agent_token",
-              "progress": "progress"}
+              "progress": "progress", "zero_cost": "zero_cost"}

@@ -42,6 +42,26 @@ def live_edges(arch: Sequence[int]) -> list[int]:
     return [e for e, (s, t) in enumerate(EDGES) if arch[e] != NONE and s in reach and t in useful]
 
 
+CONV_OPS = frozenset(i for i, name in enumerate(NB201_OPS) if name.startswith("nor_conv"))
+
+
+def live_convs(arch: Sequence[int]) -> int:
+    """Convolutions that run in a cell of `arch`: conv ops on live edges (a dead one holds weights but never
+    runs, so it adds nothing to what the cell computes)."""
+    return sum(arch[e] in CONV_OPS for e in live_edges(arch))
+
+
+def conv_depth(arch: Sequence[int]) -> int:
+    """The most convolutions on one path from the cell input to its output over live edges (0 when the
+    output is reached through skips and pools only, or not at all)."""
+    best = {0: 0}
+    for e in live_edges(arch):  # live edges come in an order where each source is settled before its targets
+        s, t = EDGES[e]
+        if s in best:
+            best[t] = max(best.get(t, 0), best[s] + (arch[e] in CONV_OPS))
+    return best.get(3, 0)
+
+
 class Edge(nn.Module):
     """The candidate ops of one edge, keyed by op name (only those a subnet keeps)."""
 

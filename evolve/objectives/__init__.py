@@ -13,13 +13,16 @@
   measured_latency:<target>   ms  timed on this machine (cpu, cuda, onnxruntime, onnxruntime-cuda)
   remote_latency:<url>        ms  timed on a remote device by `hwnas agent serve`
   lut_latency                 ms  sum of per-block latencies from a lookup table (--lut FILE)
+  zc:<signal>                     a zero-cost score of the untrained subnet (synflow, naswot, jacob_cov,
+                                  grad_norm, snip, zico, live_params) or a cell feature (live_convs,
+                                  conv_depth); maximised
 
 A new kind of objective is one `@register_objective` in one module (imported below, or by the user's code
 before searching).
 """
 from __future__ import annotations
 
-from . import accuracy, counters, measured, tables  # noqa: F401  (each module registers its objectives)
+from . import accuracy, counters, measured, tables, zero_cost  # noqa: F401  (each module registers its objectives)
 from .base import (
     OBJECTIVES,
     Cost,
