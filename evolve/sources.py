@@ -14,6 +14,8 @@ hands out:
   measure        `MeasureSettings` for timing; latency_cache: its SQLite file (None: the default)
   lut_path       a per-block lookup table file; agent_token: the remote agent's token
   zero_cost      the zero-cost signals' scorers (`ZeroCostSuite`: settings, batches, cache)
+  objective      a function building another objective by name from these sources (for composites)
+  reference_archs  the fixed sample of canonical archs a label-free ensemble ranks against
   progress       whether long work shows progress bars
 
 Anything can also be handed in ready-made (`Sources(truth=my_table)`, `with_resources(proxy=evaluator)`).
@@ -156,6 +158,29 @@ class Sources:
     def zero_cost(self) -> "ZeroCostSuite":
         return ZeroCostSuite(self)
 
+    @property
+    def objective(self):
+        from .objectives import get_objective
+
+        return lambda name: self._objectives.setdefault(name, get_objective(name, self))
+
+    @cached_property
+    def _objectives(self) -> dict:
+        return {}
+
+    @cached_property
+    def reference_archs(self) -> list:
+        """REFERENCE_SIZE canonical archs, uniform over the isomorphism classes where the space enumerates them
+        (NB201), else uniform over encodings; seed 0, so every search ranks against the same sample."""
+        import numpy as np
+
+        from .ranking import sample_classes
+
+        if hasattr(self.space, "canonical_archs"):
+            return sample_classes(self.space, REFERENCE_SIZE, seed=0)
+        rng = np.random.default_rng(0)
+        return list(dict.fromkeys(self.space.canonical(self.space.sample(rng)) for _ in range(REFERENCE_SIZE)))
+
     # ------------------------------------------------------------------------------ questions
     @property
     def benchmarked(self) -> bool:
@@ -229,8 +254,12 @@ class ZeroCostSuite:
         return self._scorers[signal]
 
 
+#: how many canonical archs the label-free ensemble ranks each member against
+REFERENCE_SIZE = 256
+
 #: resource name -> the attribute of `Sources` that provides it
 _RESOURCES = {"space": "space", "dataset": "dataset", "net": "net", "proxy": "proxy", "truth": "truth",
               "hwnasbench": "hwnasbench", "device_tables": "device_tables", "measure": "measure",
               "latency_cache": "latency_cache", "lut_path": "lut_path", "agent_token": "agent_token",
-              "progress": "progress", "zero_cost": "zero_cost"}
+              "progress": "progress", "zero_cost": "zero_cost", "objective": "objective",
+              "reference_archs": "reference_archs"}

@@ -20,6 +20,9 @@ number, larger = predicted better:
   cross-entropy gradients over several batches; the score is the sum over layers of its logarithm: large
   and steady gradients (high "inverse coefficient of variation") mean fast convergence.
 
+`live_params` and `live_flops` count the parameters and FLOPs of the ops that run (dead NB201 edges hold
+parameters but never run).
+
 All are deterministic for a seed (the subnet's initialisation and the batches), and `ZeroCostScorer` caches
 them per (signal, settings, canonical arch) in the same `ResultCache` as proxy accuracy. Imports `hwnas.core`
 only besides torch and the search spaces' networks.
@@ -187,6 +190,14 @@ def live_params(model: nn.Module, batches: Sequence[Batch]) -> float:
     return sum(p.numel() for m in model.modules() if id(m) in ran for p in m.parameters(recurse=False)) / 1e6
 
 
+def live_flops(model: nn.Module, batches: Sequence[Batch]) -> float:
+    """Forward FLOPs (millions) of one image as torch's FlopCounterMode counts the ops that run: more compute
+    usually means more accuracy in these spaces (the counter `flops` is the same number as a cost)."""
+    from hwnas.hardware.counters import flops_m
+
+    return flops_m(model, (1, *batches[0][0].shape[1:]))
+
+
 #: signal name -> (function(model, batches) -> score, batches it needs)
 SIGNALS: dict[str, tuple[Callable[[nn.Module, Sequence[Batch]], float], int]] = {
     "synflow": (synflow, 1),
@@ -196,6 +207,7 @@ SIGNALS: dict[str, tuple[Callable[[nn.Module, Sequence[Batch]], float], int]] = 
     "snip": (snip, 1),
     "zico": (zico, 2),
     "live_params": (live_params, 1),
+    "live_flops": (live_flops, 1),
 }
 
 

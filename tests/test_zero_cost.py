@@ -145,3 +145,33 @@ def test_zero_cost_objectives_are_maximised_and_searchable(data_dir, tmp_path):
 def test_a_signal_that_needs_two_batches_refuses_one(batches):
     with pytest.raises(ValueError, match="signal 'zico' needs 2 batches, got 1"):
         zc.ZeroCostScorer("zico", SPACE, batches[:1], 10, progress=False)
+
+
+def test_percentiles_by_hand():
+    from hwnas.evolve.objectives.ensemble import percentiles
+
+    got = percentiles(np.array([0.0, 2.0, 5.0, np.nan]), np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(got[:3], [0.5 / 4, 2 / 4, 3.5 / 4])
+    assert np.isnan(got[3])
+
+
+def test_an_archs_ensemble_score_does_not_depend_on_what_else_is_evaluated():
+    import hwnas
+    from hwnas.evolve.objectives.ensemble import percentiles
+
+    sources = hwnas.Sources(progress=False)
+    name = "ensemble:zc:live_convs+zc:conv_depth"
+    a = SPACE.from_str("|nor_conv_1x1~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|nor_conv_3x3~1|skip_connect~2|")
+    others = [SPACE.from_index(i) for i in (5, 600, 9000, 15000)]
+    alone = hwnas.get_objective(name, sources)([a])[0]
+    crowd = hwnas.get_objective(name, hwnas.Sources(progress=False))([*others, a])[-1]
+    assert alone == crowd
+    ref = sources.reference_archs
+    assert len(ref) == 256 and ref == hwnas.Sources(progress=False).reference_archs  # a fixed sample
+    by_hand = (np.log(percentiles(np.array([live_convs(a)]), np.array([live_convs(r) for r in ref])))
+               + np.log(percentiles(np.array([conv_depth(a)]), np.array([conv_depth(r) for r in ref]))))
+    assert alone == pytest.approx(by_hand[0])
+    obj = hwnas.get_objective(name, sources)
+    assert obj.direction is hwnas.Direction.MAXIMISE and obj.cost == hwnas.Cost.COUNTER
+    with pytest.raises(ValueError, match="names a member twice"):
+        hwnas.get_objective("ensemble:zc:snip+zc:snip", sources)

@@ -16,13 +16,15 @@
   zc:<signal>                     a zero-cost score of the untrained subnet (synflow, naswot, jacob_cov,
                                   grad_norm, snip, zico, live_params) or a cell feature (live_convs,
                                   conv_depth); maximised
+  ensemble:<a>+<b>+...            a label-free combination of accuracy predictors (AZ-NAS-style log percentiles
+                                  among a fixed reference sample); maximised
 
 A new kind of objective is one `@register_objective` in one module (imported below, or by the user's code
 before searching).
 """
 from __future__ import annotations
 
-from . import accuracy, counters, measured, tables, zero_cost  # noqa: F401  (each module registers its objectives)
+from . import accuracy, counters, ensemble, measured, tables, zero_cost  # noqa: F401  (each registers its objectives)
 from .base import (
     OBJECTIVES,
     Cost,

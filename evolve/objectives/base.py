@@ -60,12 +60,12 @@ class Cost(enum.IntEnum):
         return self >= Cost.SUPERNET
 
 
-Build = Callable[..., tuple[Callable[[list[Arch]], np.ndarray], str]]
+Build = Callable[..., tuple]  # (values_fn, source) or (values_fn, source, cost)
 
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """A registered kind of objective. `build(arg, space, **needs) -> (values_fn, source)`: `arg` is what
+    """A registered kind of objective. `build(arg, space, **needs) -> (values_fn, source[, cost])`: `arg` is what
     follows the colon of a family name (`cpu` in `measured_latency:cpu`), or the matched name for specs with
     their own `match`; `needs` names the resources taken from `Sources`. `spaces`, when set, are the only
     spaces it covers (NAS-Bench-201 tables: nb201). `match(name, sources)` returns the `arg` for names it
@@ -188,8 +188,10 @@ def get_objective(name: str, sources: "Sources | None" = None, **resources: Any)
     if spec.check is not None:
         spec.check(arg)
     needs = {need: sources.get(need, for_objective=name) for need in spec.needs}
-    fn, source = spec.build(arg, space, **needs)
-    return Objective(name, spec.unit, fn, source, spec.cost, space, spec.direction)
+    built = spec.build(arg, space, **needs)
+    fn, source = built[:2]
+    cost = built[2] if len(built) > 2 else spec.cost  # a composite (the ensemble) costs what its dearest part does
+    return Objective(name, spec.unit, fn, source, cost, space, spec.direction)
 
 
 def list_objectives(sources: "Sources | None" = None, pattern: str | None = None) -> list[str]:

@@ -1,5 +1,5 @@
 """Zero-cost objectives `zc:<signal>`: a score of the untrained subnet (`hwnas.supernet.zero_cost`: synflow,
-naswot, jacob_cov, grad_norm, snip, zico, live_params) or a feature of the NB201 cell's graph (live_convs: the
+naswot, jacob_cov, grad_norm, snip, zico, live_params, live_flops) or a feature of the NB201 cell's graph (live_convs: the
 convolutions that run; conv_depth: the most convolutions on one input-to-output path). Larger is predicted
 better, so each is maximised. Signals are cached per canonical arch like the proxy."""
 from __future__ import annotations
