@@ -31,6 +31,7 @@ from .bn import batch_statistics
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
 from .data import SEARCH_PROTOCOLS, TensorBatches, load_dataset, make_splits
 from .modes import get_mode, list_modes
+from .modes.spos import SAMPLERS
 from .spaces import SpaceConfig, get_space, space_from_config
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ CHECKPOINT = "supernet.pt"
 LOG = "train.log"
 # Settings a resumed run must share with the checkpoint it continues (epochs may grow; out/device may move).
 _SAME_ON_RESUME = ("space", "space_options", "mode", "dataset", "channels", "cells", "max_images", "batch_size", "seed",
-                   "lr", "weight_decay", "order", "arch_lr", "protocol")
+                   "lr", "weight_decay", "order", "arch_lr", "protocol", "sampler")
 
 
 @dataclass
@@ -47,6 +48,9 @@ class TrainConfig(SpaceConfig):
     """Everything that defines a supernet training run; `hwnas train` has one flag per field."""
 
     mode: str = option("spos", help="training mode", choices=list_modes)
+    sampler: str = option("uniform", help="SPOS path sampler: uniform (over arch strings, the paper's), canonical "
+                                          "(uniform over isomorphism classes) or fair (FairNAS: every choice of every "
+                                          "decision once per step, at m times the compute)")
     dataset: str = option("cifar10", help="data set", choices=DATASETS.list)
     epochs: int = option(1, help="training epochs")
     channels: int = option(16, help="C: channels of the first stage (layer-wise spaces: widths are multiples of C)")
@@ -78,6 +82,10 @@ class TrainConfig(SpaceConfig):
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_images is not None and int(self.max_images) < 1:
             raise UsageError(f"--max-images must be >= 1, got {self.max_images}")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"unknown SPOS sampler '{self.sampler}'; valid: {', '.join(SAMPLERS)}")
+        if self.sampler != "uniform" and self.mode != "spos":
+            raise UsageError(f"--sampler {self.sampler} is an SPOS option; mode '{self.mode}' samples by its own rule")
         if self.order not in (1, 2):
             raise UsageError(f"--order must be 1 or 2, got {self.order}")
         if self.protocol not in SEARCH_PROTOCOLS:
@@ -128,7 +136,8 @@ def build_run(cfg: TrainConfig):
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                                 weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=1e-3 * cfg.lr / 0.025)
-    mode = get_mode(cfg.mode)(model, space, optimizer, seed=cfg.seed, order=cfg.order, arch_lr=cfg.arch_lr)
+    mode = get_mode(cfg.mode)(model, space, optimizer, seed=cfg.seed, order=cfg.order, arch_lr=cfg.arch_lr,
+                              **({"sampler": cfg.sampler} if cfg.mode == "spos" else {}))
     batches = dict(
         train=TensorBatches(*splits.train, cfg.batch_size, raw.mean, raw.std, augment=True, shuffle=True,
                             seed=cfg.seed, drop_last=True, device=cfg.device),
@@ -200,7 +209,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     ckpt_path = out / CHECKPOINT
     ckpt = open_run(out, CHECKPOINT, resume)
     if ckpt is not None:
-        old = ckpt["config"]
+        old = {**asdict(TrainConfig()), **ckpt["config"]}  # a key added since the run was made: its default
         for key in _SAME_ON_RESUME:
             if old.get(key) != getattr(cfg, key):
                 raise UsageError(f"checkpoint '{ckpt_path}' was trained with {key}={old.get(key)!r}; "

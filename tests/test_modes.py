@@ -214,3 +214,67 @@ def test_mode_registry_lists_valid_names():
     assert get_mode("darts") is DARTS and get_mode("gdas") is GDAS
     with pytest.raises(ValueError, match="unknown mode 'enas'; valid: spos, darts, gdas"):
         get_mode("enas")
+
+
+class _PairSpace:
+    """Two decisions of three choices whose order does not matter: 9 strings, 6 classes of 1 or 2 strings."""
+
+    name = "pairs"
+    num_choices = (3, 3)
+
+    def canonical(self, arch):
+        return tuple(sorted(arch))
+
+    def canonical_archs(self):
+        return sorted({self.canonical((a, b)) for a in range(3) for b in range(3)})
+
+
+def _sampler(sampler, space=None):
+    import torch.nn as nn
+
+    from hwnas.supernet.modes import SPOS
+
+    model = nn.Linear(2, 2)
+    return SPOS(model, space or _PairSpace(), torch.optim.SGD(model.parameters(), lr=0.1), seed=0, sampler=sampler)
+
+
+def test_the_canonical_sampler_draws_uniformly_over_classes():
+    from collections import Counter
+
+    from scipy.stats import chisquare
+
+    space = _PairSpace()
+    draws = 6000
+    sampler = _sampler("canonical")
+    canonical = Counter(space.canonical(sampler.sample_arch()) for _ in range(draws))
+    assert set(canonical) == set(space.canonical_archs())
+    assert chisquare(list(canonical.values())).pvalue > 0.001  # uniform over the 6 classes
+    uniform = _sampler("uniform")
+    strings = Counter(space.canonical(uniform.sample_arch()) for _ in range(draws))
+    assert chisquare([strings[c] for c in space.canonical_archs()]).pvalue < 1e-6  # strings: classes 1:2
+
+
+def test_the_fair_sampler_trains_every_choice_of_every_decision_once_per_step():
+    from hwnas.supernet.spaces import get_space
+
+    mode = _sampler("fair", get_space("nb201"))
+    for _ in range(3):
+        paths = mode.fair_archs()
+        assert len(paths) == 5
+        for decision in range(6):
+            assert sorted(p[decision] for p in paths) == [0, 1, 2, 3, 4]
+    layerwise = _sampler("fair", get_space("resblock", stages=[[1, 1, 1], [2, 1, 2]]))
+    paths = layerwise.fair_archs()
+    assert all(sorted(set(p[d] for p in paths)) == list(range(n)) for d, n in enumerate(layerwise.space.num_choices))
+
+
+def test_a_fair_spos_step_accumulates_one_update_over_its_paths(data_dir, tmp_path):
+    from hwnas.supernet.trainer import TrainConfig, train
+
+    cfg = dict(channels=4, cells=1, max_images=128, epochs=1, batch_size=64, data=str(data_dir), progress=False)
+    result = train(TrainConfig(sampler="fair", out=str(tmp_path / "fair"), **cfg))
+    assert result["mode"] == "spos" and 0 <= result["val_acc"] <= 100
+    with pytest.raises(ValueError, match="--sampler canonical is an SPOS option"):
+        TrainConfig(mode="darts", sampler="canonical", **cfg).validate()
+    with pytest.raises(ValueError, match="unknown SPOS sampler 'round'"):
+        TrainConfig(sampler="round", **cfg).validate()
