@@ -61,17 +61,19 @@ def run(args: argparse.Namespace) -> str:
     from hwnas.supernet.spaces import get_space
 
     refs = read_references(args.reference, "hwnas.benchmarks.ranking")
+    if not args.supernet and not args.zero_cost and not refs:
+        raise SystemExit("hwnas.benchmarks.ranking: nothing to rank; give --supernet, --zero-cost or --reference")
     runs = [Path(r) for r in args.supernet]
     missing = [str(r) for r in runs if not (r / "config.json").is_file()]
     if missing:
         raise SystemExit(f"hwnas.benchmarks.ranking: {', '.join(missing)} is not a trained run folder (no config.json); "
                          "give folders that hwnas train wrote, e.g. runs/quickstart")
     cfgs = [json.loads((r / "config.json").read_text()) for r in runs]
-    datasets = {c["dataset"] for c in cfgs}
+    datasets = {c["dataset"] for c in cfgs} or {"cifar10"}
     if len(datasets) != 1:
         raise SystemExit(f"hwnas.benchmarks.ranking: supernets trained on different data sets {sorted(datasets)}")
     dataset = datasets.pop()
-    space = get_space(cfgs[0]["space"])
+    space = get_space(cfgs[0]["space"] if cfgs else "nb201")
     truth = NB201Truth.load(args.truth)
     archs = sample_classes(space, None if args.sample == "all" else int(args.sample), args.seed)
     strs = [space.to_str(a) for a in archs]
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> str:
             rows.append({"supernet": run_dir.name, "mode": cfg["mode"] + ("2" if cfg.get("order") == 2 else ""),
                          "score": f"proxy, BN {bn}, {images} images",
                          **ranking_metrics(frame[col], frame.true_acc)})
+    zc_info = _zero_cost_columns(args, space, dataset, archs, frame, rows)
     for name, (path, scores) in references.items():
         frame[f"reference_{name}"] = scores
         rows.append({"supernet": name, "mode": "reference", "score": f"scores in {Path(path).name}",
@@ -100,15 +103,63 @@ def run(args: argparse.Namespace) -> str:
     for col, label in (("flops_m", "FLOPs (C=16, N=5)"), ("params_m", "params (C=16, N=5)")):
         rows.append({"supernet": "-", "mode": "baseline", "score": label, **ranking_metrics(frame[col], frame.true_acc)})
     table = pd.DataFrame(rows)
+    scores = [c for c in frame.columns if c.startswith(("proxy_", "zc_", "reference_"))] + ["flops_m", "params_m"]
+    per_device = _per_device(frame, scores, strs, dataset, args.hwnasbench)
     out = Path(args.out)
     from hwnas.core.files import atomic_write_text
 
     atomic_write_text(out.with_suffix(".csv"), frame.to_csv(index=False))
-    _scatter(frame, [c for c in frame.columns if c.startswith(("proxy_", "reference_"))] + ["flops_m"], dataset,
-             out.with_suffix(".png"))
-    text = _report(args, dataset, runs, cfgs, table, runs_info, len(archs))
+    _scatter(frame, [c for c in scores if c != "params_m"], dataset, out.with_suffix(".png"))
+    text = _report(args, dataset, runs, cfgs, table, runs_info, len(archs), per_device, zc_info)
     atomic_write_text(out, text)
     return text
+
+
+def _zero_cost_columns(args, space, dataset: str, archs: list, frame: pd.DataFrame, rows: list) -> list[tuple]:
+    """Score the sample with every `--zero-cost` signal (a column `zc_<signal>` each, and a row of metrics);
+    returns (signal, seconds the cached scores took, evaluated now, from the cache) per signal."""
+    from hwnas.evolve.objectives import get_objective
+    from hwnas.evolve.sources import Sources
+    from hwnas.supernet.zero_cost import ZeroCostSettings
+
+    settings = ZeroCostSettings(zc_channels=args.zc_channels, zc_cells=args.zc_cells,
+                                zc_batch_size=args.zc_batch_size, zc_batches=args.zc_batches)
+    sources = Sources(space=space, dataset=dataset, data=args.data, zero_cost=settings)
+    info = []
+    for signal in args.zero_cost:
+        objective = get_objective(f"zc:{signal}", sources)
+        frame[f"zc_{signal}"] = objective(archs)
+        scorer = objective.fn if hasattr(objective.fn, "compute_seconds") else None
+        keys = [space.to_str(space.canonical(a)) for a in archs]
+        info.append((signal, scorer.compute_seconds(keys) if scorer else 0.0, scorer.misses if scorer else 0,
+                     scorer.hits if scorer else 0))
+        rows.append({"supernet": "-", "mode": "zero-cost", "score": f"zc:{signal}",
+                     **ranking_metrics(frame[f"zc_{signal}"], frame.true_acc)})
+    return info
+
+
+def _per_device(frame: pd.DataFrame, scores: list[str], strs: list[str], dataset: str, hwnasbench) -> pd.DataFrame:
+    """Per score and HW-NAS-Bench device: mean and max regret over 20 latency budgets (accuracy points) and
+    Kendall tau inside the device's latency classes (cells that tie in latency)."""
+    from hwnas.benchmarks.tables.hwnasbench import HW_DEVICES, HWNASBench
+    from hwnas.evolve.ranking import regret, tau_within_classes
+
+    try:
+        hw = HWNASBench.load(hwnasbench)
+    except FileNotFoundError:
+        return pd.DataFrame()
+    rows = []
+    for device in HW_DEVICES:
+        key = f"{device}_latency"
+        if key not in hw.metrics(dataset):
+            continue
+        latency = hw.lookup(strs, key, dataset)
+        for col in ["true_acc", *scores]:
+            r = regret(frame[col], frame.true_acc, latency)
+            rows.append({"score": col, "device": device, "mean_regret": r["mean_regret"],
+                         "max_regret": r["max_regret"],
+                         "tau_within_latency_classes": tau_within_classes(frame[col], frame.true_acc, latency)})
+    return pd.DataFrame(rows)
 
 
 def _scatter(frame: pd.DataFrame, cols: list[str], dataset: str, path: Path) -> None:
@@ -135,7 +186,7 @@ def _scatter(frame: pd.DataFrame, cols: list[str], dataset: str, path: Path) -> 
     save_figure(fig, path)
 
 
-def _report(args, dataset, runs, cfgs, table, runs_info, n) -> str:
+def _report(args, dataset, runs, cfgs, table, runs_info, n, per_device, zc_info) -> str:
     lines = [
         f"# Ranking: supernet proxies against NAS-Bench-201 ({dataset})",
         "",
@@ -158,10 +209,28 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n) -> str:
         lines.append(f"| `{run_dir}` | {_describe(cfg)} | " + (f"{wall:.1f} min |" if wall is not None else "- |"))
     for name, path in args.reference:
         lines.append(f"| reference `{name}` | per-arch scores read from `{path}` (not trained here) | - |")
-    lines += ["", markdown_table(table), "",
-              "Proxy evaluation time (the per-arch seconds stored in the proxy cache, so cached scores count at "
-              "what they cost when computed): " + "; ".join(f"{name}: {s / 60:.1f} min ({m} evaluated now, {h} "
-                                                          "from the cache)" for name, s, m, h in runs_info), ""]
+    lines += ["", markdown_table(table), ""]
+    if runs_info:
+        lines += ["Proxy evaluation time (the per-arch seconds stored in the proxy cache, so cached scores count at "
+                  "what they cost when computed): " + "; ".join(f"{name}: {s / 60:.1f} min ({m} evaluated now, {h} "
+                                                              "from the cache)" for name, s, m, h in runs_info), ""]
+    if zc_info:
+        lines += [f"Zero-cost signals on the untrained subnet at C={args.zc_channels}, N={args.zc_cells}, batch "
+                  f"{args.zc_batch_size} ({args.zc_batches} batches for zico), seed 0; time to score the sample "
+                  "(seconds stored in the cache): " + "; ".join(f"{s}: {sec / 60:.1f} min ({m} now, {h} cached)"
+                                                              for s, sec, m, h in zc_info), ""]
+    if len(per_device):
+        wide = per_device.pivot_table(index="score", columns="device", values="mean_regret", sort=False)
+        within = per_device.pivot_table(index="score", columns="device", values="tau_within_latency_classes",
+                                        sort=False)
+        lines += ["## Regret per device", "",
+                  "Mean regret over 20 latency budgets (the 5%..100% quantiles of the device's latency over the "
+                  "sample): the best true accuracy within the budget minus the true accuracy of the arch the score "
+                  "ranks best within it, in accuracy points (`true_acc` = 0 by construction).", "",
+                  markdown_table(wide.reset_index()), "",
+                  "## Kendall tau inside each device's latency classes", "",
+                  "Cells that tie in latency, ranked by the score against truth (classes of two or more cells, "
+                  "weighted by size).", "", markdown_table(within.reset_index()), ""]
     return "\n".join(lines)
 
 
@@ -188,7 +257,16 @@ def _proxy_setting(text: str) -> tuple[str, int]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m hwnas.benchmarks.ranking", description=__doc__.split("\n\n")[0])
-    p.add_argument("--supernet", nargs="+", required=True, help="run folder(s) (runs/NAME), e.g. one per mode")
+    p.add_argument("--supernet", nargs="*", default=[], help="run folder(s) (runs/NAME), e.g. one per mode")
+    p.add_argument("--zero-cost", nargs="*", default=[], metavar="SIGNAL",
+                   help="zero-cost signals to rank as well (synflow naswot jacob_cov grad_norm snip zico live_params "
+                        "live_flops live_convs conv_depth)")
+    p.add_argument("--zc-channels", type=int, default=8, help="C of the network zero-cost signals run on")
+    p.add_argument("--zc-cells", type=int, default=1, help="N of the network zero-cost signals run on")
+    p.add_argument("--zc-batch-size", type=int, default=64, help="images per batch for zero-cost signals")
+    p.add_argument("--zc-batches", type=int, default=2, help="batches for zico")
+    p.add_argument("--hwnasbench", default=None, help="HW-NAS-Bench pickle for the per-device regret (default: "
+                   "$HWNAS_DATA)")
     p.add_argument("--sample", default="1000", help="canonical archs to score, or 'all' (6,466)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--proxy", nargs="+", type=_proxy_setting, default=[("recalibrate", 5000), ("batch", 5000)],

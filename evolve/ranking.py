@@ -44,3 +44,43 @@ def sample_classes(space, k: int | None, seed: int = 0) -> list:
         return classes
     rng = np.random.default_rng(seed)
     return [classes[i] for i in sorted(rng.choice(len(classes), size=k, replace=False))]
+
+
+#: the latency budgets regret is averaged over: these quantiles of the archs' latencies
+BUDGET_QUANTILES = tuple(np.round(np.linspace(0.05, 1.0, 20), 2))
+
+
+def regret(score: Sequence[float], true: Sequence[float], cost: Sequence[float],
+           quantiles: Sequence[float] = BUDGET_QUANTILES) -> dict:
+    """What a user loses by trusting `score` (higher = predicted better) under a hardware budget: for each
+    budget (a quantile of `cost`), the best `true` value among the archs within it minus the `true` value of
+    the arch `score` ranks best within it (ties in score: the first). Mean and max over the budgets, in the
+    units of `true` (accuracy points). Archs with a non-finite value anywhere are left out."""
+    s, t, c = (np.asarray(v, dtype=float) for v in (score, true, cost))
+    ok = np.isfinite(s) & np.isfinite(t) & np.isfinite(c)
+    s, t, c = s[ok], t[ok], c[ok]
+    if len(s) == 0:
+        raise ValueError("regret needs at least one arch with finite score, truth and cost")
+    losses = []
+    for b in np.quantile(c, quantiles):
+        within = np.flatnonzero(c <= b)
+        pick = within[np.argmax(s[within])]
+        losses.append(float(t[within].max() - t[pick]))
+    return {"mean_regret": float(np.mean(losses)), "max_regret": float(np.max(losses)), "budgets": len(losses)}
+
+
+def tau_within_classes(score: Sequence[float], true: Sequence[float], cost: Sequence[float]) -> float:
+    """Kendall tau of `score` against `true` inside each group of archs with the same `cost` (on fpga and
+    eyeriss a front point ties in latency with many cells), averaged over the groups of at least two archs with
+    weights equal to their sizes; NaN when no group has two archs."""
+    s, t, c = (np.asarray(v, dtype=float) for v in (score, true, cost))
+    ok = np.isfinite(s) & np.isfinite(t) & np.isfinite(c)
+    s, t, c = s[ok], t[ok], c[ok]
+    total = weight = 0.0
+    for value in np.unique(c):
+        idx = np.flatnonzero(c == value)
+        if len(idx) < 2 or np.ptp(s[idx]) == 0 or np.ptp(t[idx]) == 0:
+            continue
+        total += len(idx) * rank_correlation(s[idx], t[idx])["kendall"]
+        weight += len(idx)
+    return total / weight if weight else float("nan")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hwnas.evolve.ranking import ranking_metrics, sample_classes
@@ -135,3 +136,43 @@ def test_ranking_refuses_a_folder_that_is_not_a_run(tmp_path):
 
     with pytest.raises(SystemExit, match="is not a trained run folder \\(no config.json\\)"):
         ranking_main(["--supernet", str(tmp_path), "--sample", "5"])
+
+
+def test_regret_by_hand():
+    from hwnas.evolve.ranking import regret
+
+    true = [90.0, 80.0, 95.0, 70.0]
+    cost = [1.0, 1.0, 2.0, 3.0]
+    # budgets: the 50% and 100% quantiles of cost, 1.5 and 3. Score 4,3,2,1 picks arch 0 in both: within 1.5 it
+    # is the best (regret 0); within 3 arch 2 is better by 5
+    assert regret([4, 3, 2, 1], true, cost, quantiles=[0.5, 1.0]) == {"mean_regret": 2.5, "max_regret": 5.0,
+                                                                       "budgets": 2}
+    got = regret([1, 3, 2, 4], true, cost, quantiles=[0.5, 1.0])
+    # within 1.5 the score picks arch 1 (80; best 90): 10; within 3 it picks arch 3 (70; best 95): 25
+    assert got == {"mean_regret": 17.5, "max_regret": 25.0, "budgets": 2}
+    perfect = regret(true, true, cost)
+    assert perfect["mean_regret"] == 0 and perfect["budgets"] == 20
+
+
+def test_tau_within_latency_classes_by_hand():
+    from hwnas.evolve.ranking import tau_within_classes
+
+    cost = [1, 1, 1, 2, 2, 5]
+    true = [1, 2, 3, 1, 2, 9]
+    # class 1 (3 archs) ranked perfectly (tau 1), class 2 (2 archs) reversed (tau -1); the lone arch is left out
+    assert tau_within_classes([1, 2, 3, 5, 4, 0], true, cost) == pytest.approx((3 * 1 - 2 * 1) / 5)
+    assert np.isnan(tau_within_classes([1, 2], [1, 2], [1, 2]))
+
+
+def test_ranking_benchmark_ranks_zero_cost_signals_with_regret_per_device(data_dir, tmp_path):
+    from hwnas.benchmarks.ranking import main as ranking_main
+
+    out = tmp_path / "zc.md"
+    args = ["--sample", "12", "--zero-cost", "live_convs", "snip", "--zc-channels", "4", "--zc-batch-size", "8",
+            "--out", str(out)]
+    assert ranking_main(args) == 0
+    text = out.read_text()
+    assert "| - | zero-cost | zc:live_convs | 12 |" in text and "| - | zero-cost | zc:snip | 12 |" in text
+    assert "## Regret per device" in text and "| true_acc | 0 | 0 | 0 | 0 | 0 | 0 |" in text
+    frame = pd.read_csv(out.with_suffix(".csv"))
+    assert {"zc_live_convs", "zc_snip", "true_acc"} <= set(frame.columns) and len(frame) == 12
