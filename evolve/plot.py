@@ -72,6 +72,32 @@ def _step(ax, df: pd.DataFrame, x: str, y: str, **kw):
     return ax.step(df[x].to_numpy(float), df[y].to_numpy(float), where="post", **kw)
 
 
+def _zoom_y(ax, focus: list[np.ndarray], y: str, drawn: pd.DataFrame, x: str, margin: float = 0.08) -> int:
+    """Limit the y axis to the span of the `focus` values (the found and exact fronts) plus a margin, so the
+    fronts are not squeezed by far-off archs: NB201 cells without a path from input to output sit at 90% error,
+    and being the fastest they are on every front, so a value that lies above a gap of more than half the
+    range is left out of the span too. Archs cut off above are marked at the top edge with a small caret.
+    Returns how many were cut off."""
+    values = np.concatenate([np.asarray(v, dtype=float) for v in focus if len(v)]) if focus else np.array([])
+    values = np.sort(values[np.isfinite(values)])
+    if len(values) == 0:
+        return 0
+    lo, hi = values[0], values[-1]
+    if len(values) >= 3:  # a front point far above the rest (the fastest, empty cell): cut above the gap
+        gaps = np.diff(values)
+        k = int(np.argmax(gaps))
+        if gaps[k] > 0.5 * (hi - lo) and k >= len(values) // 2:
+            hi = values[k]
+    pad = max((hi - lo) * margin, 1e-9 + abs(hi) * 0.01)
+    top = hi + pad
+    ax.set_ylim(lo - pad, top)
+    above = drawn[drawn[y] > top]
+    if len(above):
+        ax.scatter(above[x], np.full(len(above), top), marker="^", s=14, color="0.55", clip_on=False, zorder=5,
+                   label=f"above the axis ({len(above)})")
+    return len(above)
+
+
 def _finish(fig, path):
     if path is not None:
         save_figure(fig, path)
@@ -88,11 +114,12 @@ def plot_front_2d(
     path: str | Path | None = None,
     label: str = "found front",
     color: str = FOUND_COLOR,
+    zoom: bool = True,
 ):
     """All evaluated archs in light grey, the found front (the `is_pareto` archs) as coloured markers joined
     by the step line of their (x, y)-non-dominated subset (all of them when x, y are the two objectives), and
     the exact front (`exact`, a DataFrame with columns x and y; its (x, y)-non-dominated rows are used) as a
-    dashed black step line."""
+    dashed black step line. With `zoom`, the y axis spans the fronts; archs above it are marked at the top edge."""
     fig, ax = _new_axes(ax)
     table = front.table
     drawn = table.dropna(subset=[x, y])
@@ -107,6 +134,9 @@ def plot_front_2d(
     _step(ax, line, x, y, color=color, lw=1.5, zorder=3)
     ax.scatter(found[x], found[y], s=22, color=color, edgecolor="black", linewidth=0.4,
                label=f"{label} ({len(found)})", zorder=4)
+    if zoom:
+        focus = [found[y].to_numpy(float)] + ([_front_2d(exact, x, y)[y].to_numpy(float)] if exact is not None else [])
+        _zoom_y(ax, focus, y, drawn, x)
     ax.set_xlabel(axis_label(x))
     ax.set_ylabel(axis_label(y))
     if title is not None:
@@ -218,6 +248,8 @@ def plot_proxy_vs_true(
     if exact is not None:
         ex = exact.sort_values(hw)
         _step(right, ex, hw, true, color="tab:red", ls=":", lw=1.4, label=f"exact front ({len(ex)})", zorder=2)
+    _zoom_y(right, [found[true].to_numpy(float), best[true].to_numpy(float)]
+            + ([exact[true].to_numpy(float)] if exact is not None else []), true, table, hw)
     right.set_xlabel(axis_label(hw))
     right.set_ylabel(axis_label(true))
     right.set_title(f"re-scored with {axis_label(true)}")

@@ -251,6 +251,30 @@ def test_front_modules_do_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, evolve.pareto, evolve.front, evolve.plot; sys.exit('torch' in sys.modules)"
+    code = "import sys, hwnas.evolve.pareto, hwnas.evolve.front, hwnas.evolve.plot; sys.exit('torch' in sys.modules)"
     repo = Path(__file__).resolve().parents[1]
     assert subprocess.run([sys.executable, "-c", code], cwd=repo).returncode == 0
+
+
+def test_front_plots_zoom_to_the_fronts_and_mark_what_they_cut_off(close_figures):
+    from hwnas.evolve import plot
+
+    f = _front()
+    table = f.table.copy()
+    table.loc[table.index[-4:], "proxy_err_pct"] = 90.0  # cells with no path from input to output: the fastest
+    table.loc[table.index[-4:], "fpga_latency_ms"] = table["fpga_latency_ms"].min() - 0.1
+    g = hwnas_front(table)
+    assert g.pareto()["proxy_err_pct"].max() == 90.0  # they are on the front
+    fig = plot.plot_front_2d(g, "fpga_latency_ms", "proxy_err_pct")
+    ax = fig.axes[0]
+    rest = g.pareto()["proxy_err_pct"][lambda e: e < 90]
+    low, high = ax.get_ylim()
+    assert rest.max() < high < 90.0 and low <= rest.min()
+    labels = ax.get_legend_handles_labels()[1]
+    assert "above the axis (4)" in labels
+    unzoomed = plot.plot_front_2d(g, "fpga_latency_ms", "proxy_err_pct", zoom=False)
+    assert unzoomed.axes[0].get_ylim()[1] > 90.0
+
+
+def hwnas_front(table):
+    return Front.from_evaluations(table, OBJECTIVES)
