@@ -59,7 +59,9 @@ def _weight_grads(model: nn.Module, batch: Batch) -> list[tuple[torch.Tensor, to
     model.train()
     model.zero_grad(set_to_none=True)
     x, y = batch
-    F.cross_entropy(model(x), y).backward()
+    loss = F.cross_entropy(model(x), y)
+    if loss.requires_grad:
+        loss.backward()
     return [(w, w.grad if w.grad is not None else torch.zeros_like(w)) for w in _weights(model)]
 
 
@@ -93,7 +95,9 @@ def synflow(model: nn.Module, batches: Sequence[Batch]) -> float:
             p.abs_()
     net.zero_grad(set_to_none=True)
     x = torch.ones((1, *batches[0][0].shape[1:]), dtype=torch.float64)
-    net(x).sum().backward()
+    out = net(x).sum()
+    if out.requires_grad:
+        out.backward()
     return float(sum((w.detach() * w.grad).abs().sum() for w in _weights(net) if w.grad is not None))
 
 
@@ -146,8 +150,11 @@ def jacob_cov(model: nn.Module, batches: Sequence[Batch]) -> float:
     x = batches[0][0].clone().requires_grad_(True)
     model.train()
     model.zero_grad(set_to_none=True)
-    model(x).sum().backward()
-    return jacob_cov_from_jacobians(x.grad.flatten(1))
+    out = model(x).sum()
+    if out.requires_grad:
+        out.backward()
+    grad = x.grad if x.grad is not None else torch.zeros_like(x)  # an output that ignores the input
+    return jacob_cov_from_jacobians(grad.flatten(1))
 
 
 def zico_from_grads(grads: Sequence[Sequence[torch.Tensor]]) -> float:

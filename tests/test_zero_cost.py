@@ -110,6 +110,15 @@ def batches():
 
 
 @pytest.mark.parametrize("signal", list(zc.SIGNALS))
+def test_every_signal_scores_a_cell_without_a_path_from_input_to_output(signal, batches):
+    empty = SPACE.from_str("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|")  # the output ignores the input
+    torch.manual_seed(0)
+    model = SPACE.build_subnet(empty, channels=4, cells=1, num_classes=10)
+    score = zc.SIGNALS[signal][0](model, batches)
+    assert not math.isnan(score)
+
+
+@pytest.mark.parametrize("signal", list(zc.SIGNALS))
 def test_every_signal_is_deterministic_and_cached_per_canonical_arch(signal, batches, tmp_path):
     settings = zc.ZeroCostSettings(zc_channels=4, zc_cells=1, zc_batch_size=8, zc_batches=2)
     arch = SPACE.from_str("|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|")
