@@ -31,8 +31,10 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from hwnas.cli.options import add_config_options, config_from_args
 from hwnas.core.datasets import dataset_info
 from hwnas.evolve.ranking import ranking_metrics, sample_classes
+from hwnas.supernet.zero_cost import ZeroCostSettings
 
 from .report import command, markdown_table
 from .tables.reference_scores import read_references, reference_arg
@@ -120,11 +122,7 @@ def _zero_cost_columns(args, space, dataset: str, archs: list, frame: pd.DataFra
     returns (signal, seconds the cached scores took, evaluated now, from the cache) per signal."""
     from hwnas.evolve.objectives import get_objective
     from hwnas.evolve.sources import Sources
-    from hwnas.supernet.zero_cost import ZeroCostSettings
-
-    settings = ZeroCostSettings(zc_channels=args.zc_channels, zc_cells=args.zc_cells,
-                                zc_batch_size=args.zc_batch_size, zc_batches=args.zc_batches)
-    sources = Sources(space=space, dataset=dataset, data=args.data, zero_cost=settings)
+    sources = Sources(space=space, dataset=dataset, data=args.data, zero_cost=args.zero_cost_settings)
     info = []
     for signal in args.zero_cost:
         objective = get_objective(f"zc:{signal}", sources)
@@ -216,8 +214,8 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n, per_device, zc_info)
                                                               "from the cache)" for name, s, m, h in runs_info), ""]
     if zc_info:
         lines += [f"Zero-cost signals on the untrained subnet at C={args.zc_channels}, N={args.zc_cells}, batch "
-                  f"{args.zc_batch_size} ({args.zc_batches} batches for zico), seed 0; time to score the sample "
-                  "(seconds stored in the cache): " + "; ".join(f"{s}: {sec / 60:.1f} min ({m} now, {h} cached)"
+                  f"{args.zc_batch_size} ({args.zc_batches} batches for zico), seed {args.zc_seed}; time to score "
+                  "the sample (seconds stored in the cache): " + "; ".join(f"{s}: {sec / 60:.1f} min ({m} now, {h} cached)"
                                                               for s, sec, m, h in zc_info), ""]
     if len(per_device):
         wide = per_device.pivot_table(index="score", columns="device", values="mean_regret", sort=False)
@@ -261,10 +259,7 @@ def main(argv=None) -> int:
     p.add_argument("--zero-cost", nargs="*", default=[], metavar="SIGNAL",
                    help="zero-cost signals to rank as well (synflow naswot jacob_cov grad_norm snip zico live_params "
                         "live_flops live_convs conv_depth)")
-    p.add_argument("--zc-channels", type=int, default=8, help="C of the network zero-cost signals run on")
-    p.add_argument("--zc-cells", type=int, default=1, help="N of the network zero-cost signals run on")
-    p.add_argument("--zc-batch-size", type=int, default=64, help="images per batch for zero-cost signals")
-    p.add_argument("--zc-batches", type=int, default=2, help="batches for zico")
+    zc_keys = add_config_options(p, ZeroCostSettings)
     p.add_argument("--hwnasbench", default=None, help="HW-NAS-Bench pickle for the per-device regret (default: "
                    "$HWNAS_DATA)")
     p.add_argument("--sample", default="1000", help="canonical archs to score, or 'all' (6,466)")
@@ -281,6 +276,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="benchmarks/results/ranking.md", help="report; .csv and .png beside it")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
+    args.zero_cost_settings = config_from_args(ZeroCostSettings, args, zc_keys)
     if args.sample != "all" and not args.sample.isdigit():
         p.error(f"--sample must be a number or 'all', got '{args.sample}'")
     args.argv = argv
