@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,10 +20,11 @@ import pandas as pd
 from hwnas.core.config import option
 from hwnas.core.errors import UsageError
 from hwnas.supernet.evaluate import ProxySettings
+from hwnas.supernet.trainer import check_torch_device
 from hwnas.supernet.zero_cost import ZeroCostSettings
 
 from .front import Front
-from .objectives import get_objective
+from .objectives import Cost, get_objective
 from .objectives.measured import MeasureSettings
 from .pareto import hv_ratio, igd, non_dominated_mask
 from .search import list_algorithms, parse_bounds, search
@@ -101,6 +102,11 @@ class SearchConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= {2 if name == 'pop_size' else 1}, "
                                  f"got {getattr(self, name)}")
         parse_bounds(self.bounds)
+        try:
+            check_torch_device(self.device)
+        except UsageError as exc:
+            hint = "" if self.device.startswith("cuda") else f"; for target hardware use --target {self.device}"
+            raise UsageError(f"--device is the torch device the proxy runs on: {exc}{hint}") from None
         return self
 
     def default_out(self) -> str:
@@ -187,7 +193,7 @@ def search_target(sources: Sources, target: str, oracle: bool = False, algorithm
         front.meta["proxy"] = {"bn_mode": ev.settings.bn_mode, "settings": ev.settings.key(),
                                "cache": str(ev.cache.path), "cache_hits": ev.hits - before[0],
                                "evaluations": ev.misses - before[1], "seconds": ev.seconds - before[2]}
-    if sources.has_truth() and len(objs) == 2 and objs[1].cost == 0:
+    if sources.has_truth() and len(objs) == 2 and objs[1].cost == Cost.TABLE:
         front = rescore_with_truth(front, sources)
         exact = exact_front(sources, names[1])
         hv, ig = quality(front, exact, objs[1].column)
@@ -195,14 +201,20 @@ def search_target(sources: Sources, target: str, oracle: bool = False, algorithm
     return front
 
 
-def search_fronts(cfg: SearchConfig, sources: Sources | None = None) -> dict[str, Front]:
-    """Every target's front for a search config: {target: Front}, proxy scores cached once for all targets."""
+def search_fronts(cfg: SearchConfig, sources: Sources | None = None,
+                  each: Callable[[str, Front], None] | None = None) -> dict[str, Front]:
+    """Every target's front for a search config: {target: Front}, proxy scores cached once for all targets;
+    `each(target, front)` is called as each front is found."""
     cfg.validate()
     sources = sources or sources_for(cfg)
-    return {t: search_target(sources, t, oracle=cfg.oracle, algorithm=cfg.algorithm, objectives=cfg.objectives,
-                             bounds=cfg.bounds, pop_size=cfg.pop_size, generations=cfg.generations, seed=cfg.seed,
-                             progress=cfg.progress)
-            for t in targets_of(cfg, sources)}
+    fronts = {}
+    for target in targets_of(cfg, sources):
+        fronts[target] = search_target(sources, target, oracle=cfg.oracle, algorithm=cfg.algorithm,
+                                       objectives=cfg.objectives, bounds=cfg.bounds, pop_size=cfg.pop_size,
+                                       generations=cfg.generations, seed=cfg.seed, progress=cfg.progress)
+        if each is not None:
+            each(target, fronts[target])
+    return fronts
 
 
 def file_stem(target: str) -> str:
@@ -314,15 +326,12 @@ def run_search(cfg: SearchConfig, sources: Sources | None = None) -> dict[str, F
     resolved = {k: v for k, v in flatten_config(cfg).items() if k not in ("progress", "overwrite")}
     atomic_write_text(out / SEARCH_CONFIG, "# the resolved options of this search (hwnas search --config this file)\n"
                       + yaml.safe_dump(resolved, sort_keys=False))
-    fronts = {}
+
+    def save(target: str, front: Front) -> None:
+        front.meta["files"] = [str(p) for p in save_front(front, out, sources)]
+        log.info("%s: %d Pareto archs of %d evaluated -> %s", target, int(front.table.is_pareto.sum()),
+                 len(front.table), front.meta["files"][0])
+
     with log_to_file(out / SEARCH_LOG):
         log.info("search into %s: targets %s", out, ", ".join(targets))
-        for target in targets:
-            front = search_target(sources, target, oracle=cfg.oracle, algorithm=cfg.algorithm,
-                                  objectives=cfg.objectives, bounds=cfg.bounds, pop_size=cfg.pop_size,
-                                  generations=cfg.generations, seed=cfg.seed, progress=cfg.progress)
-            front.meta["files"] = [str(p) for p in save_front(front, out, sources)]
-            log.info("%s: %d Pareto archs of %d evaluated -> %s", target, int(front.table.is_pareto.sum()),
-                     len(front.table), front.meta["files"][0])
-            fronts[target] = front
-    return fronts
+        return search_fronts(cfg, sources, each=save)

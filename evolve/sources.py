@@ -80,6 +80,7 @@ class Sources:
 
         other = copy.copy(self)
         other._given = {**self._given, **resources}
+        other.__dict__.pop("_objectives", None)  # objectives built from the old resources are not these ones
         return other
 
     def get(self, name: str, for_objective: str | None = None) -> Any:
@@ -162,7 +163,11 @@ class Sources:
     def objective(self):
         from .objectives import get_objective
 
-        return lambda name: self._objectives.setdefault(name, get_objective(name, self))
+        def build(name: str):
+            if name not in self._objectives:
+                self._objectives[name] = get_objective(name, self)
+            return self._objectives[name]
+        return build
 
     @cached_property
     def _objectives(self) -> dict:

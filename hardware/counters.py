@@ -128,3 +128,11 @@ def peak_activation_mb(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 3
         return tracker.peak / 1e6
     finally:
         model.train(was_training)
+
+
+def count_all(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> dict[str, float]:
+    """Every counter of `model` for inputs of `input_shape`: params_m, flops_m (one image), size_mb,
+    size_int8_mb, peak_mem_mb (the whole batch), as `hwnas measure` reports them."""
+    return {"params_m": params_m(model), "flops_m": flops_m(model, (1, *input_shape[1:])),
+            "size_mb": size_mb(model), "size_int8_mb": size_int8_mb(model),
+            "peak_mem_mb": peak_activation_mb(model, input_shape)}

@@ -49,7 +49,7 @@ _API = {
     "summary_table": "hwnas.evolve.explore:summary_table",
     "hv_ratio": "hwnas.evolve.pareto:hv_ratio",
     "non_dominated_mask": "hwnas.evolve.pareto:non_dominated_mask",
-    "ranking_metrics": "hwnas.api:ranking_metrics",
+    "ranking_metrics": "hwnas.evolve.ranking:ranking_metrics",
     "canonical_sample": "hwnas.api:canonical_sample",
     "measure": "hwnas.api:measure",
     "list_targets": "hwnas.hardware.measure:list_targets",
@@ -63,13 +63,14 @@ __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:  # for editors and type checkers; at run time the names load on first use  # noqa: F401
     from hwnas.api import (Supernet, canonical_sample, exact_front, load_hwnasbench, load_supernet, load_truth,
-                           measure, ranking_metrics, search, search_fronts, train)
+                           measure, search, search_fronts, train)
     from hwnas.data import download_data, prepare_data
     from hwnas.evolve import plot
     from hwnas.evolve.explore import SearchConfig, summary_table
     from hwnas.evolve.front import Front
     from hwnas.evolve.objectives import Cost, Direction, get_objective, list_objectives, register_objective
     from hwnas.evolve.pareto import hv_ratio, non_dominated_mask
+    from hwnas.evolve.ranking import ranking_metrics
     from hwnas.evolve.search import list_algorithms
     from hwnas.evolve.sources import Sources
     from hwnas.hardware.measure import list_targets

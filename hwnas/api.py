@@ -61,10 +61,11 @@ def search(space, objectives: Sequence, algorithm="nsga2", *, sources=None, boun
     from hwnas.evolve.search import Bound, parse_bounds, search as _search
     from hwnas.evolve.sources import Sources
 
-    if isinstance(space, str):
-        sources = sources or Sources(space=space)
-        space = sources.space
     sources = sources or Sources(space=space)
+    name = space if isinstance(space, str) else space.name
+    if sources.space.name != name:
+        raise UsageError(f"search over space '{name}' with sources of space '{sources.space.name}'")
+    space = sources.space
     objs = [get_objective(o, sources) if isinstance(o, str) else o for o in objectives]
     parsed = [b if isinstance(b, Bound) else parse_bounds([b])[0] for b in bounds]
     return _search(space, objs, algorithm=algorithm, bounds=parsed, **options)
@@ -77,7 +78,9 @@ def search_fronts(supernet: str | Path | Supernet | None = None, targets: Sequen
     device with data. Other options are `SearchConfig` fields (pop_size, generations, seed, eval_images,
     calib_batches, bn_mode, dataset, objectives, bounds, ...; flat names as in `hwnas search`). With `out`,
     the fronts, config.yaml and search.log are written into that search folder (`overwrite=True` to reuse
-    one). Proxy scores are cached once for all targets."""
+    one). Proxy scores are cached once for all targets. Ready-made `sources` (tables loaded once, a proxy with
+    its own settings) are drawn on instead of the ones the options describe: then the options that describe
+    sources (supernet's proxy settings, tables, timing) do not apply."""
     from hwnas.core.config import config_from_flat
     from hwnas.evolve.explore import SearchConfig, run_search, search_fronts as _search_fronts
 
@@ -115,14 +118,6 @@ def load_hwnasbench(path: str | Path | None = None):
     return HWNASBench.load(path)
 
 
-def ranking_metrics(score: Sequence[float], true: Sequence[float]) -> dict:
-    """How well `score` (higher = predicted better) ranks archs whose real quality is `true`: Kendall tau-b,
-    Spearman rho, tau in the true top 10%, precision at 5%, the true value of the score's top picks."""
-    from hwnas.evolve.ranking import ranking_metrics as _metrics
-
-    return _metrics(score, true)
-
-
 def canonical_sample(k: int | None, space: str = "nb201", seed: int = 0) -> list:
     """`k` canonical archs of `space`, uniform over its isomorphism classes (all of them for k=None)."""
     from hwnas.evolve.ranking import sample_classes
@@ -145,6 +140,8 @@ def measure(arch, *, space: str = "nb201", target: str = "cpu", channels: int = 
     from hwnas.hardware.measure import describe_target, measure as _measure
     from hwnas.supernet.spaces import get_space
 
+    if batch_size < 1:
+        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     info = dataset_info(dataset)
     shape = info.input_shape(batch_size)
     if isinstance(arch, nn.Module):
@@ -154,14 +151,10 @@ def measure(arch, *, space: str = "nb201", target: str = "cpu", channels: int = 
         a = sp.parse(arch)
         model = sp.build_subnet(a, channels=channels, cells=cells, num_classes=info.num_classes)
         name = sp.to_str(a)
-    if batch_size < 1:
-        raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     timing = _measure(model, target, shape, warmup=warmup, repeats=repeats, threads=threads)
     return {"arch": name, "timing": timing.to_dict(), "device": describe_target(target, threads),
-            "params_m": counters.params_m(model), "flops_m": counters.flops_m(model, (1, *shape[1:])),
-            "size_mb": counters.size_mb(model), "size_int8_mb": counters.size_int8_mb(model),
-            "peak_mem_mb": counters.peak_activation_mb(model, shape)}
+            **counters.count_all(model, shape)}
 
 
 __all__ = ["Supernet", "canonical_sample", "exact_front", "load_hwnasbench", "load_supernet", "load_truth",
-           "measure", "ranking_metrics", "search", "search_fronts", "train"]
+           "measure", "search", "search_fronts", "train"]

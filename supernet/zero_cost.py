@@ -273,10 +273,11 @@ class ZeroCostScorer(CachedScorer):
 
     def compute(self, key: str) -> float:
         s = self.settings
-        torch.manual_seed(s.zc_seed)
-        model = self.space.build_subnet(self.space.from_str(key), channels=s.zc_channels, cells=s.zc_cells,
-                                        num_classes=self.num_classes)
-        return self.fn(model, self.batches)
+        with torch.random.fork_rng(devices=[]):  # the seeded initialisation leaves the caller's RNG as it was
+            torch.manual_seed(s.zc_seed)
+            model = self.space.build_subnet(self.space.from_str(key), channels=s.zc_channels, cells=s.zc_cells,
+                                            num_classes=self.num_classes)
+            return self.fn(model, self.batches)
 
     def __call__(self, archs: Iterable) -> np.ndarray:
         return np.array(self.cached([self.space.to_str(self.space.canonical(a)) for a in archs]), dtype=float)

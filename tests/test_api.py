@@ -83,6 +83,8 @@ def test_search_takes_a_pymoo_algorithm_object(data_dir):
                          sampling=IntegerRandomSampling()), pop_size=10, generations=3, progress=False,
                          sources=hwnas.Sources(progress=False))
     assert front.meta["algorithm"] == "NSGA2" and front.meta["evaluations"] <= 30 and front.table.is_pareto.any()
+    with pytest.raises(ValueError, match="space 'resblock' with sources of space 'nb201'"):
+        hwnas.search("resblock", ["params"], sources=hwnas.Sources(progress=False))
 
 
 def _toy_front() -> hwnas.Front:

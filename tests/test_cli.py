@@ -2,6 +2,8 @@
 subcommands with their own --help, search folders, the registries' listings."""
 from __future__ import annotations
 
+import dataclasses
+
 import yaml
 
 from hwnas.cli import main
@@ -50,12 +52,17 @@ def test_every_config_field_has_a_flag(capsys):
     from hwnas.supernet.retrain import RetrainConfig
     from hwnas.supernet.trainer import TrainConfig
 
+    from hwnas.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.dest == "_command").choices
     for command, cls in (("train", TrainConfig), ("retrain", RetrainConfig), ("search", SearchConfig)):
-        _, text, _ = _run(capsys, [command, "--help"])
+        actions = {a.dest: a for a in commands[command]._actions}
         for key, (_, _, f) in flat_fields(cls).items():
             if f.metadata.get("cli", True):
                 flag = f.metadata.get("flag") or "--" + key.replace("_", "-")
-                assert flag in text, f"{command} has no {flag}"
+                assert key in actions and flag in actions[key].option_strings, f"{command} has no {flag} for {key}"
+                if f.default is not dataclasses.MISSING:
+                    assert actions[key].default == f.default, f"{command} {flag}: default differs from {cls.__name__}"
     _, text, _ = _run(capsys, ["train", "--help"])
     assert "--weight-decay" in text and "--protocol" in text and "(default: 0.0005)" in text
 
@@ -73,7 +80,8 @@ def test_bad_values_give_one_line_errors(capsys, data_dir, tmp_path):
                                                         "--algorithm", "pso"])
     assert "needs --supernet" in _error(capsys, ["search", "--target", "fpga"])
     assert "bad bound" in _error(capsys, ["search", "--oracle", "--target", "fpga", "--max", "fpga<3"])
-    assert "--device is the torch device" in _error(capsys, ["search", "--oracle", "--device", "fpga"])
+    err = _error(capsys, ["search", "--oracle", "--target", "fpga", "--device", "fpga"])
+    assert "--device is the torch device" in err and "use --target fpga" in err
     assert "invalid int value" in _error(capsys, ["train", "--epochs", "many"])
 
 

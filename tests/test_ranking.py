@@ -176,3 +176,14 @@ def test_ranking_benchmark_ranks_zero_cost_signals_with_regret_per_device(data_d
     assert "## Regret per device" in text and "| true_acc | 0 | 0 | 0 | 0 | 0 | 0 |" in text
     frame = pd.read_csv(out.with_suffix(".csv"))
     assert {"zc_live_convs", "zc_snip", "true_acc"} <= set(frame.columns) and len(frame) == 12
+    # each score against the targets: its tau, and its worst device's mean regret from the per-device table
+    targets, regrets = text.split("## Targets")[1].split("## Regret per device")
+    regrets = regrets.split("## Kendall tau inside")[0]
+    rows = {line.strip("| ").split(" | ")[0]: line.strip("| ").split(" | ") for line in regrets.splitlines()
+            if line.startswith("| ")}
+    for label, column in (("zc:snip", "zc_snip"), ("FLOPs (C=16, N=5)", "flops_m")):
+        line = next(li for li in targets.splitlines() if li.startswith(f"| {label} |")).strip("| ").split(" | ")
+        worst = max(float(v) for v in rows[column][1:])
+        assert float(line[3]) == pytest.approx(worst, abs=0.006)
+        assert line[4] == ("met" if worst <= 0.5 else f"missed by {worst - 0.5:.2f}")
+        assert line[2] == "met" or line[2].startswith("missed by ")

@@ -181,6 +181,18 @@ def test_context_takes_the_supernets_data_set(tiny_run):
         Sources(supernet=str(tiny_run), dataset="cifar100")
 
 
+def test_sources_with_other_resources_build_their_own_objectives(ctx):
+    """An objective the original sources built is not reused by a copy whose resources differ (what
+    `get_objective(name, sources, net=...)` and an ensemble's members rely on)."""
+    arch = ctx.space.from_index(7)
+    big = ctx.objective("params")([arch])[0]
+    small_net = {"channels": 4, "cells": 1, "num_classes": 10}
+    small = ctx.with_resources(net=small_net)
+    assert small.objective("params")([arch])[0] < big
+    assert ctx.objective("params")([arch])[0] == big  # and the original keeps its own
+    assert get_objective("params", ctx, net=small_net)([arch])[0] == small.objective("params")([arch])[0]
+
+
 def test_objective_lists_each_arch_it_computed_once_in_first_seen_order(ctx):
     obj = get_objective("fpga_latency", ctx)
     a, b, c = (ctx.space.from_index(i) for i in (7, 3, 11))

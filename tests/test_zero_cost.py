@@ -116,6 +116,9 @@ def test_every_signal_scores_a_cell_without_a_path_from_input_to_output(signal, 
     model = SPACE.build_subnet(empty, channels=4, cells=1, num_classes=10)
     score = zc.SIGNALS[signal][0](model, batches)
     assert not math.isnan(score)
+    if signal == "jacob_cov":  # every Jacobian is zero: the correlation matrix is 0, every eigenvalue 0
+        k, n = 1e-5, len(batches[0][1])
+        assert score == pytest.approx(-n * (math.log(k) + 1 / k))
 
 
 @pytest.mark.parametrize("signal", list(zc.SIGNALS))
@@ -130,6 +133,9 @@ def test_every_signal_is_deterministic_and_cached_per_canonical_arch(signal, bat
     assert again([arch])[0] == a[0]  # recomputed from scratch: the same number
     cached = zc.ZeroCostScorer(signal, SPACE, batches, 10, settings, cache=tmp_path / "zc.sqlite", progress=False)
     assert cached([arch])[0] == a[0] and cached.misses == 0
+    state = torch.get_rng_state()
+    zc.ZeroCostScorer(signal, SPACE, batches, 10, settings, cache=tmp_path / "third.sqlite", progress=False)([arch])
+    assert torch.equal(torch.get_rng_state(), state)  # the seeded scoring leaves the global RNG alone
 
 
 def test_zero_cost_objectives_are_maximised_and_searchable(data_dir, tmp_path):

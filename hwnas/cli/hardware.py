@@ -50,9 +50,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
                          threads=timing_settings.threads).to_dict()
         where = describe_target(args.target, timing_settings.threads)
     out = {"arch": space.to_str(arch), "net": net, "timing": timing, "device": where,
-           "params_m": counters.params_m(model), "flops_m": counters.flops_m(model, (1, *shape[1:])),
-           "size_mb": counters.size_mb(model), "size_int8_mb": counters.size_int8_mb(model),
-           "peak_mem_mb": counters.peak_activation_mb(model, shape)}
+           **counters.count_all(model, shape)}
     if args.json:
         print(json.dumps(out, indent=1))
         return 0

@@ -39,8 +39,6 @@ def cmd_search(args: argparse.Namespace) -> int:
     from hwnas.evolve.explore import SearchConfig, run_search, sources_for
 
     cfg = config_from_args(SearchConfig, args, args._keys, progress=not args.quiet)
-    if cfg.device not in ("cpu", "cuda") and not cfg.device.startswith("cuda:"):
-        raise UsageError(f"--device is the torch device (cpu, cuda); for target hardware use --target {cfg.device}")
     cfg.validate()
     sources = sources_for(cfg)
     fronts = run_search(cfg, sources)
