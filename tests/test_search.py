@@ -91,7 +91,7 @@ def test_second_device_reuses_cached_proxy_evaluations(ctx, tiny_run, data_dir):
     settings = ProxySettings(eval_images=64, calib_batches=1, calib_batch_size=32, eval_batch_size=64)
     c = Sources(dataset="cifar10", supernet=str(tiny_run), truth=ctx.truth, hwnasbench=ctx.hwnasbench,
                          data=str(data_dir), proxy_settings=settings, progress=False)
-    first = search_target(c, "fpga", pop_size=8, generations=2, seed=0, progress=False)
+    first = search_target(c, "fpga", pop_size=8, generations=2, seed=0, progress=False, accuracy="proxy_err")
     misses = c.proxy.misses
     assert misses > 0
     # Same archs against another device: every proxy value comes from the cache.
@@ -103,7 +103,7 @@ def test_second_device_reuses_cached_proxy_evaluations(ctx, tiny_run, data_dir):
     np.testing.assert_allclose(again, first.table["proxy_err_pct"].to_numpy())
     # A whole second device's search pays only for archs never seen before.
     seen = {c.space.to_str(c.space.canonical(a)) for a in archs}
-    second = search_target(c, "raspi4", pop_size=8, generations=2, seed=0, progress=False)
+    second = search_target(c, "raspi4", pop_size=8, generations=2, seed=0, progress=False, accuracy="proxy_err")
     new = {c.space.to_str(c.space.canonical(c.space.from_str(s))) for s in second.table["arch_str"]} - seen
     assert c.proxy.misses - misses == len(new)
     # A fresh evaluator on the same checkpoint reads the on-disk cache.
@@ -114,14 +114,21 @@ def test_second_device_reuses_cached_proxy_evaluations(ctx, tiny_run, data_dir):
     assert fresh.misses == 0
 
 
-def test_proxy_front_is_rescored_with_truth(ctx, tiny_run, data_dir):
+def test_proxy_front_is_rescored_with_truth(ctx, tiny_run, data_dir, tmp_path):
+    from hwnas.evolve.objectives.ensemble import DEFAULT_PROXY
+    from hwnas.supernet.zero_cost import ZeroCostSettings
+
     settings = ProxySettings(eval_images=64, calib_batches=1, calib_batch_size=32, eval_batch_size=64)
     c = Sources(dataset="cifar10", supernet=str(tiny_run), truth=ctx.truth, hwnasbench=ctx.hwnasbench,
-                         data=str(data_dir), proxy_settings=settings, progress=False)
+                data=str(data_dir), proxy_settings=settings, progress=False,
+                zero_cost=ZeroCostSettings(zc_channels=4, zc_batch_size=16), zero_cost_cache=str(tmp_path / "zc.db"))
     r = search_target(c, "eyeriss", pop_size=6, generations=2, seed=0, progress=False)
+    assert r.meta["accuracy"] == DEFAULT_PROXY  # the default proxy: the supernet with zero-cost signals
+    assert r.directions[r.objectives[0]] == "max"
     assert "true_err_pct" in r.table
     assert r.table["true_err_pct"].notna().all()
     assert 0 < r.meta["hv_ratio"] <= 1.0
+    assert 0 <= r.meta["regret"] <= r.meta["max_regret"]
 
 
 def test_unknown_names_give_one_line_errors(ctx):
@@ -213,3 +220,54 @@ def test_each_arch_carries_the_generation_that_first_evaluated_it(ctx, algorithm
     evaluated = front.table.set_index("arch_str").generation
     assert (first_seen >= evaluated[first_seen.index]).all()
     assert set(front.history.generation) == {1, 2, 3, 4}
+
+
+def test_nsga2_ends_with_a_local_search_that_keeps_to_the_budget(ctx):
+    objs = [get_objective("true_err", ctx), get_objective("edgetpu_latency", ctx)]
+    front = search(ctx.space, objs, pop_size=20, generations=5, seed=0, progress=False)
+    m = front.meta
+    assert m["evaluations"] <= 100 and m["algorithm_generations"] == 3
+    assert m["local_search_evaluations"] > 0
+    t = front.table
+    before = [ctx.space.from_str(s) for s in t[t.generation <= m["algorithm_generations"]].arch_str]
+    after = [ctx.space.from_str(s) for s in t[t.generation > m["algorithm_generations"]].arch_str]
+    assert len(after) == m["local_search_evaluations"]
+    for a in after:  # each one decision away from an arch the search had already evaluated
+        assert any(sum(x != y for x, y in zip(a, b)) == 1 for b in before + after)
+    canon = [ctx.space.canonical(a) for a in before + after]
+    assert len(set(canon)) == len(canon)  # no cell evaluated twice
+    plain = search(ctx.space, objs, algorithm="nsga2-plain", pop_size=20, generations=5, seed=0, progress=False)
+    assert "local_search_evaluations" not in plain.meta and plain.table.generation.max() == 5
+
+
+def test_the_initial_population_spans_the_hardware_cost(ctx):
+    from hwnas.evolve.search import CostSpreadSampling
+
+    hw = get_objective("fpga_latency", ctx)
+    rng = np.random.default_rng(0)
+    X = CostSpreadSampling(ctx.space, hw, pool=20)._do(None, 10, random_state=np.random.default_rng(0))
+    assert X.shape == (10, 6)
+    cost = hw([ctx.space.decode(x) for x in X])
+    pool = rng.integers(0, 5, (200, 6))  # the pool the sampling drew (same seed, same call)
+    pool_cost = hw([ctx.space.decode(x) for x in pool])
+    edges = np.linspace(np.nanmin(pool_cost), np.nanmax(pool_cost), 11)
+    assert cost.min() <= edges[1] and cost.max() >= edges[-2]  # the cheapest and the dearest tenth both present
+    assert len({tuple(x) for x in X}) == 10
+
+
+def test_the_default_accuracy_side(ctx, tiny_run):
+    from hwnas.evolve.explore import SearchConfig, default_accuracy, objective_names
+    from hwnas.evolve.objectives.ensemble import DEFAULT_PROXY, without_supernet
+
+    assert without_supernet(DEFAULT_PROXY) == "ensemble:" + DEFAULT_PROXY.removeprefix("ensemble:proxy_err+")
+    assert default_accuracy(ctx, oracle=True) == "true_err"
+    assert objective_names(Sources(supernet=str(tiny_run), progress=False), "fpga") == [DEFAULT_PROXY,
+                                                                                          "fpga_latency"]
+    assert default_accuracy(Sources(labels="x.csv", progress=False)) == "ranker"
+    assert objective_names(ctx, "fpga", accuracy="proxy_err") == ["proxy_err", "fpga_latency"]
+    with pytest.raises(ValueError, match="needs --supernet"):
+        SearchConfig(targets=["fpga"]).validate()
+    SearchConfig(targets=["fpga"], accuracy=without_supernet(DEFAULT_PROXY)).validate()  # zero-cost only: fine
+    SearchConfig(targets=["fpga"], labels="labels.csv").validate()
+    with pytest.raises(ValueError, match="takes no --accuracy"):
+        SearchConfig(targets=["fpga"], oracle=True, accuracy="proxy_err").validate()
