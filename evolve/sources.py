@@ -16,6 +16,9 @@ hands out:
   zero_cost      the zero-cost signals' scorers (`ZeroCostSuite`: settings, batches, cache)
   objective      a function building another objective by name from these sources (for composites)
   reference_archs  the fixed sample of canonical archs a label-free ensemble ranks against
+  labels         the user's labelled archs (`--labels FILE.csv`: arch_str,accuracy)
+  ranker         a `FewLabelRanker` fitted on those labels (features: `ranker_features`, default the
+                 zero-cost signals and path features, plus proxy_err with a supernet)
   progress       whether long work shows progress bars
 
 Anything can also be handed in ready-made (`Sources(truth=my_table)`, `with_resources(proxy=evaluator)`).
@@ -48,7 +51,8 @@ class Sources:
                  device_tables: Sequence[Any] = (), data: str | None = None, device: str = "cpu",
                  net: dict | None = None, measure: Any = None, latency_cache: str | None = None,
                  lut: str | None = None, agent_token_file: str | None = None, proxy_cache: str | None = None,
-                 zero_cost: Any = None, zero_cost_cache: str | None = None, progress: bool = True):
+                 zero_cost: Any = None, zero_cost_cache: str | None = None, labels: str | None = None,
+                 ranker_features: Sequence[str] | None = None, progress: bool = True):
         run_config = None
         if supernet is not None:
             from hwnas.supernet.trainer import load_run_config
@@ -72,6 +76,7 @@ class Sources:
         self.agent_token_file = agent_token_file
         self.zero_cost_settings, self.zero_cost_cache = zero_cost, zero_cost_cache
         self._device_table_srcs = list(device_tables)
+        self.labels_path, self.ranker_features = labels, list(ranker_features) if ranker_features else None
         self._given: dict[str, Any] = {}
 
     def with_resources(self, **resources: Any) -> "Sources":
@@ -186,6 +191,25 @@ class Sources:
         rng = np.random.default_rng(0)
         return list(dict.fromkeys(self.space.canonical(self.space.sample(rng)) for _ in range(REFERENCE_SIZE)))
 
+    @cached_property
+    def labels(self):
+        from .ranker import read_labels
+
+        if self.labels_path is None:
+            raise UsageError("needs labelled archs (--labels FILE.csv with columns arch_str,accuracy)")
+        return read_labels(self.labels_path, self.space)
+
+    @cached_property
+    def ranker(self):
+        from .ranker import FewLabelRanker, feature_names
+
+        from .objectives.ensemble import DEFAULT_PROXY, without_supernet
+
+        names = self.ranker_features or feature_names(self.supernet is not None)
+        features = [self.objective(n) for n in names]
+        prior = self.objective(DEFAULT_PROXY if self.supernet is not None else without_supernet(DEFAULT_PROXY))
+        return FewLabelRanker(self.space, features, prior=prior).fit(self.get("labels"))
+
     # ------------------------------------------------------------------------------ questions
     @property
     def benchmarked(self) -> bool:
@@ -267,4 +291,4 @@ _RESOURCES = {"space": "space", "dataset": "dataset", "net": "net", "proxy": "pr
               "hwnasbench": "hwnasbench", "device_tables": "device_tables", "measure": "measure",
               "latency_cache": "latency_cache", "lut_path": "lut_path", "agent_token": "agent_token",
               "progress": "progress", "zero_cost": "zero_cost", "objective": "objective",
-              "reference_archs": "reference_archs"}
+              "reference_archs": "reference_archs", "labels": "labels", "ranker": "ranker"}

@@ -18,13 +18,15 @@
                                   conv_depth); maximised
   ensemble:<a>+<b>+...            a label-free combination of accuracy predictors (AZ-NAS-style log percentiles
                                   among a fixed reference sample); maximised
+  ranker                          a LightGBM LambdaRank model trained on a few labelled archs (--labels
+                                  FILE.csv) over the encoding and the label-free predictors; maximised
 
 A new kind of objective is one `@register_objective` in one module (imported below, or by the user's code
 before searching).
 """
 from __future__ import annotations
 
-from . import accuracy, counters, ensemble, measured, tables, zero_cost  # noqa: F401  (each registers its objectives)
+from . import accuracy, counters, ensemble, measured, ranked, tables, zero_cost  # noqa: F401  (each registers its objectives)
 from .base import (
     OBJECTIVES,
     Cost,
