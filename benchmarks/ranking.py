@@ -30,6 +30,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from hwnas.cli.options import add_config_options, config_from_args
 from hwnas.core.datasets import dataset_info
@@ -82,16 +83,17 @@ def run(args: argparse.Namespace) -> str:
     references = _reference_scores(refs, strs)
     frame = pd.DataFrame({"arch_str": strs, "true_acc": truth.accuracy(strs, dataset)})
     num_classes = dataset_info(dataset).num_classes
-    nets = [space.build_subnet(a, num_classes=num_classes, channels=16, cells=5) for a in archs]
-    frame["flops_m"] = [counters.flops_m(n) for n in nets]
-    frame["params_m"] = [counters.params_m(n) for n in nets]
-    rows, runs_info = [], []
+    counts = [_counts(space.build_subnet(a, num_classes=num_classes, channels=16, cells=5), counters)
+              for a in archs]  # one net at a time: all 6,466 deploy-size nets would not fit in memory
+    frame["flops_m"], frame["params_m"] = [c[0] for c in counts], [c[1] for c in counts]
+    rows, runs_info, evaluators = [], [], {}
     for run_dir, cfg in zip(runs, cfgs):
         for bn, images in args.proxy:
             settings = ProxySettings(bn_mode=bn, eval_images=images, calib_batches=args.calib_batches)
             ev = ProxyEvaluator(run_dir, settings, data=args.data, progress=True)
             col = f"proxy_{run_dir.name}_{bn}_{images}"
             frame[col] = ev.accuracy(archs)
+            evaluators[col] = ev
             runs_info.append((f"{run_dir.name} BN {bn}, {images} images", ev.compute_seconds(archs), ev.misses,
                               ev.hits))
             rows.append({"supernet": run_dir.name, "mode": cfg["mode"] + ("2" if cfg.get("order") == 2 else ""),
@@ -106,17 +108,137 @@ def run(args: argparse.Namespace) -> str:
     for col, label in (("flops_m", "FLOPs (C=16, N=5)"), ("params_m", "params (C=16, N=5)")):
         rows.append({"supernet": "-", "mode": "baseline", "score": label, "column": col,
                      **ranking_metrics(frame[col], frame.true_acc)})
+    combos = _combinations(args, space, dataset, archs, frame, rows, evaluators, runs, cfgs, truth)
     table = pd.DataFrame(rows)
-    scores = [c for c in frame.columns if c.startswith(("proxy_", "zc_", "reference_"))] + ["flops_m", "params_m"]
+    if args.sample == "all":
+        _all_strings(space, truth, dataset, frame, table)
+    scores = [c for c in frame.columns if c.startswith(("proxy_", "zc_", "reference_", "ensemble_"))] + [
+        "default", "flops_m", "params_m"]
+    scores = [c for c in scores if c in frame.columns]
     per_device = _per_device(frame, scores, strs, dataset, args.hwnasbench)
     out = Path(args.out)
     from hwnas.core.files import atomic_write_text
 
     atomic_write_text(out.with_suffix(".csv"), frame.to_csv(index=False))
+    if args.scores:
+        keep = ["arch_str", *[c for c in frame.columns if c not in ("arch_str", "true_acc")]]
+        atomic_write_text(Path(args.scores), frame[keep].to_csv(index=False))
     _scatter(frame, [c for c in scores if c != "params_m"], dataset, out.with_suffix(".png"))
-    text = _report(args, dataset, runs, cfgs, table, runs_info, len(archs), per_device, zc_info)
+    text = _report(args, dataset, runs, cfgs, table, runs_info, len(archs), per_device, zc_info, combos)
     atomic_write_text(out, text)
     return text
+
+
+def _latencies(strs: list[str], dataset: str, hwnasbench) -> dict:
+    from hwnas.benchmarks.tables.hwnasbench import HW_DEVICES, HWNASBench
+
+    try:
+        hw = HWNASBench.load(hwnasbench)
+    except FileNotFoundError:
+        return {}
+    return {d: hw.lookup(strs, f"{d}_latency", dataset) for d in HW_DEVICES if f"{d}_latency" in hw.metrics(dataset)}
+
+
+def _combinations(args, space, dataset, archs, frame, rows, evaluators, runs, cfgs, truth) -> dict:
+    """The label-free ensembles chosen on one half of the sample and judged on the other, the default proxy's
+    column (`default`, computed through the objective a search uses), its leave-one-out ablation, and the
+    few-label ranker's sweep. Returns what the report needs."""
+    from hwnas.evolve.objectives import get_objective
+    from hwnas.evolve.objectives.ensemble import DEFAULT_PROXY, without_supernet
+    from hwnas.evolve.ranker import DEFAULT_FEATURES
+    from hwnas.evolve.sources import Sources
+
+    from . import combine
+
+    if not args.zero_cost:
+        return {}
+    strs = list(frame.arch_str)
+    true = frame.true_acc.to_numpy(float)
+    latency = _latencies(strs, dataset, args.hwnasbench)
+    sources = Sources(space=space, dataset=dataset, data=args.data, zero_cost=args.zero_cost_settings)
+    proxy_col = next(iter(evaluators), None)
+    if proxy_col is not None:  # the first supernet and scoring stand for `proxy_err` in the ensembles
+        run_dir = runs[0]
+        ev = evaluators[proxy_col]
+        sources = Sources(space=space, supernet=str(run_dir), data=args.data, proxy_settings=ev.settings,
+                          zero_cost=args.zero_cost_settings).with_resources(proxy=ev)
+    reference = sources.reference_archs
+    member_cols = {f"zc:{s}": f"zc_{s}" for s in args.zero_cost}
+    if proxy_col is not None:
+        member_cols["proxy_err"] = proxy_col
+    columns = {m: frame[c].to_numpy(float) for m, c in member_cols.items()}
+    references = {m: -sources.objective(m).direction.sign * sources.objective(m)(reference) for m in member_cols}
+    select, test = combine.halves(len(frame), args.seed)
+    table = combine.select_ensembles(columns, references, true, latency, select, max_members=args.max_members)
+    chosen = combine.choose(table, TARGET_TAU, TARGET_REGRET)
+    default_name = DEFAULT_PROXY if proxy_col is not None else without_supernet(DEFAULT_PROXY)
+    default = get_objective(default_name, sources)
+    frame["default"] = default(archs)
+    rows.append({"supernet": runs[0].name if proxy_col else "-", "mode": "ensemble", "score": f"default: {default_name}",
+                 "column": "default", **ranking_metrics(frame["default"], frame.true_acc)})
+    chosen_members = chosen["members"].split("+")
+    frame["ensemble_chosen"] = combine.ensemble_values(columns, references, chosen_members)
+    rows.append({"supernet": "-", "mode": "ensemble", "score": f"chosen on the selection half: {chosen['members']}",
+                 "column": "ensemble_chosen", **ranking_metrics(frame["ensemble_chosen"], frame.true_acc)})
+    default_members = default_name.removeprefix("ensemble:").split("+")
+    ablation = [{"ensemble": "+".join(default_members), "dropped": "-",
+                 **combine.judge(frame["default"].to_numpy(float), true, latency, np.ones(len(frame), bool))}]
+    for m in default_members:
+        rest = [x for x in default_members if x != m]
+        if rest and all(x in columns for x in rest):
+            ablation.append({"ensemble": "+".join(rest), "dropped": m,
+                             **combine.judge(combine.ensemble_values(columns, references, rest), true, latency,
+                                             np.ones(len(frame), bool))})
+    sweep = None
+    if args.label_counts:
+        features = {m: columns[m] for m in [*DEFAULT_FEATURES, "proxy_err"] if m in columns}
+        prior = frame["default"].to_numpy(float)
+        counts = [n for n in args.label_counts if n > 0]
+        sweep = combine.label_sweep(space, strs, features, true, latency, counts, args.label_seeds, prior=prior)
+        for n in counts:
+            first = sweep[(sweep.labels == n) & (sweep.seed == args.label_seeds[0])].iloc[0]
+            frame[f"ranker_{n}"] = first["score"]
+        ablation_n = 100 if 100 in counts else counts[-1]
+        variants = {"no prior (trees on the features alone)": dict(prior=None),
+                    "prior only, no features but the encoding": dict(features={}),
+                    "prior x10": dict(prior_scale=10.0)}
+        extra = []
+        for label, kw in variants.items():
+            t = combine.label_sweep(space, strs, kw.get("features", features), true, latency, [ablation_n],
+                                    args.label_seeds, prior=kw.get("prior", prior),
+                                    prior_scale=kw.get("prior_scale"))
+            t["variant"] = label
+            extra.append(t)
+        sweep_ablation = pd.concat(extra, ignore_index=True)
+    else:
+        sweep_ablation = None
+    return {"table": table, "chosen": chosen, "default": default_name, "ablation": pd.DataFrame(ablation),
+            "sweep": sweep, "sweep_ablation": sweep_ablation, "select_n": int(select.sum()), "test_n": int(test.sum()),
+            "members": list(member_cols), "latency": latency}
+
+
+def _all_strings(space, truth, dataset: str, frame: pd.DataFrame, table: pd.DataFrame) -> None:
+    """Kendall tau and Spearman rho over all arch strings (15,625 for NB201): each string takes its canonical
+    cell's score and keeps its own NB201 accuracy (isomorphic strings were trained separately there)."""
+    from hwnas.core.stats import rank_correlation
+
+    every = [space.to_str(a) for a in space.all_archs()]
+    row_of = {s: i for i, s in enumerate(frame.arch_str)}
+    idx = np.array([row_of[space.to_str(space.canonical(space.from_str(s)))] for s in every])
+    acc = truth.accuracy(every, dataset)
+    taus, rhos = [], []
+    for col in table["column"]:
+        v = frame[col].to_numpy(float)[idx]
+        ok = np.isfinite(v) & np.isfinite(acc)
+        r = rank_correlation(v[ok], acc[ok])
+        taus.append(r["kendall"])
+        rhos.append(r["spearman"])
+    table.insert(table.columns.get_loc("spearman_rho") + 1, "kendall_tau_all_strings", taus)
+    table.insert(table.columns.get_loc("kendall_tau_all_strings") + 1, "spearman_all_strings", rhos)
+
+
+def _counts(net, counters) -> tuple[float, float]:
+    return counters.flops_m(net), counters.params_m(net)
 
 
 def _zero_cost_columns(args, space, dataset: str, archs: list, frame: pd.DataFrame, rows: list) -> list[tuple]:
@@ -186,7 +308,7 @@ def _scatter(frame: pd.DataFrame, cols: list[str], dataset: str, path: Path) -> 
     save_figure(fig, path)
 
 
-def _report(args, dataset, runs, cfgs, table, runs_info, n, per_device, zc_info) -> str:
+def _report(args, dataset, runs, cfgs, table, runs_info, n, per_device, zc_info, combos=None) -> str:
     lines = [
         f"# Ranking: supernet proxies against NAS-Bench-201 ({dataset})",
         "",
@@ -220,6 +342,8 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n, per_device, zc_info)
                   "the sample (seconds stored in the cache): " + "; ".join(f"{s}: {sec / 60:.1f} min ({m} now, {h} cached)"
                                                               for s, sec, m, h in zc_info), ""]
     lines += _targets(table, per_device, n)
+    if combos:
+        lines += _combination_report(combos, n)
     if len(per_device):
         wide = per_device.pivot_table(index="score", columns="device", values="mean_regret", sort=False)
         within = per_device.pivot_table(index="score", columns="device", values="tau_within_latency_classes",
@@ -237,6 +361,69 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n, per_device, zc_info)
 
 #: the label-free proxy's targets (issue 14): Kendall tau over the canonical cells, mean regret on every device (points)
 TARGET_TAU, TARGET_REGRET = 0.70, 0.5
+#: the few-label ranker's target: Kendall tau with this many labels
+TARGET_RANKER_TAU, TARGET_RANKER_LABELS = 0.78, 100
+
+
+def _combination_report(c: dict, n: int) -> list[str]:
+    """The label-free ensembles (selection and test halves), the default's ablation and the label sweep."""
+    t = c["table"]
+    devices = list(c["latency"])
+    cols = ["members", "kendall_tau_select", "worst_regret_select", "kendall_tau_test", "worst_regret_test"]
+    chosen = c["chosen"]
+    lines = ["## Label-free ensembles", "",
+             f"Every ensemble (`ensemble:` objective: sum of log percentiles among the fixed 256-cell reference "
+             f"sample) of 1 to {int(t['size'].max())} of the members {', '.join(f'`{m}`' for m in c['members'])} "
+             f"({len(t)} combinations), judged on a random half of the {n} cells (selection, {c['select_n']} cells) "
+             f"and on the other half (test, {c['test_n']}). The rule, applied to the selection half only: the "
+             f"highest tau among those meeting both targets (tau >= {TARGET_TAU}, every device's mean regret <= "
+             f"{TARGET_REGRET}); if none does, the lowest worst-device regret among those within 0.02 of the best "
+             f"tau reached with a worst-device regret <= {TARGET_REGRET + 0.5}; else the highest tau.", "",
+             f"Chosen: `{chosen['members']}`: selection tau {chosen['kendall_tau_select']:.3f}, worst regret "
+             f"{chosen['worst_regret_select']:.2f}; test tau {chosen['kendall_tau_test']:.3f}, worst regret "
+             f"{chosen['worst_regret_test']:.2f}. The default proxy of `hwnas search` and `hwnas quickstart` "
+             f"(`DEFAULT_PROXY`) is `{c['default']}`"
+             + (" (the chosen one)." if c["default"] == "ensemble:" + chosen["members"] else
+                " (not the one chosen here; see the notes)."), "",
+             "Best 10 by selection-half tau:", "",
+             markdown_table(t.sort_values("kendall_tau_select", ascending=False)[cols].head(10)), "",
+             "Best 10 by selection-half worst-device regret:", "",
+             markdown_table(t.sort_values("worst_regret_select")[cols].head(10)), "",
+             "### Ablation: what each member of the default adds", "",
+             "The default with one member left out, over all cells (tau, and mean regret per device).", "",
+             markdown_table(c["ablation"][["ensemble", "dropped", "kendall_tau", "spearman_rho", "worst_regret",
+                                           *[f"regret_{d}" for d in devices]]]), ""]
+    sweep = c["sweep"]
+    if sweep is not None:
+        metrics = ["kendall_tau", "spearman_rho", "worst_regret", *[f"regret_{d}" for d in devices]]
+        agg = sweep.groupby("labels")[metrics].agg(["mean", "std"])
+        agg.columns = [f"{a}_{b}" for a, b in agg.columns]
+        zero = c["ablation"].iloc[0]
+        lines += ["## Few labels: the ranker", "",
+                  f"LightGBM LambdaRank (`hwnas.evolve.ranker`) trained on n cells drawn at random with their NB201 "
+                  f"accuracy, boosted from the default proxy's score, on the canonical encoding and the features "
+                  f"{', '.join(f'`{m}`' for m in c['members'] if m != 'proxy_err')}"
+                  + (" and `proxy_err`" if "proxy_err" in c["members"] else "")
+                  + f"; judged on the cells not labelled; seeds {sorted(set(sweep.seed))}. "
+                  f"n = 0 is the default proxy itself (tau {zero['kendall_tau']:.3f}, worst regret "
+                  f"{zero['worst_regret']:.2f}, over all cells).", "",
+                  markdown_table(agg.reset_index()), ""]
+        at = sweep[sweep.labels == TARGET_RANKER_LABELS]
+        if len(at):
+            tau = at.kendall_tau.mean()
+            verdict = "met" if tau >= TARGET_RANKER_TAU else f"missed by {TARGET_RANKER_TAU - tau:.3f}"
+            lines += [f"Target: tau >= {TARGET_RANKER_TAU} with {TARGET_RANKER_LABELS} labels: measured "
+                      f"{tau:.3f} (mean of {len(at)} seeds): {verdict}.", ""]
+        ab = c["sweep_ablation"]
+        if ab is not None and len(ab):
+            n_ab = int(ab.labels.iloc[0])
+            base = sweep[sweep.labels == n_ab].assign(variant="the ranker as shipped")
+            both = pd.concat([base, ab], ignore_index=True)
+            lines += [f"### Ablation of the ranker at {n_ab} labels (mean over seeds)", "",
+                      markdown_table(both.groupby("variant", sort=False)[["kendall_tau", "spearman_rho",
+                                                                          "worst_regret"]].mean().reset_index()),
+                      ""]
+    return lines
 
 
 def _targets(table: pd.DataFrame, per_device: pd.DataFrame, n: int) -> list[str]:
@@ -297,6 +484,13 @@ def main(argv=None) -> int:
     p.add_argument("--reference", nargs="+", type=reference_arg, default=[], metavar="NAME=FILE",
                    help="per-arch scores from elsewhere to rank beside the supernets (JSON or CSV; see "
                    "benchmarks/tables/reference_scores.py)")
+    p.add_argument("--max-members", type=int, default=4, help="largest label-free ensemble tried (default 4)")
+    p.add_argument("--label-counts", type=int, nargs="*", default=[], metavar="N",
+                   help="few-label ranker sweep: labelled cells drawn at random per run, e.g. 0 20 50 100 200 (0 = "
+                        "the label-free default)")
+    p.add_argument("--label-seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="draws per label count")
+    p.add_argument("--scores", default=None, help="also write the per-arch scores (arch_str + one column per "
+                                                  "signal and combination, `default` = the default proxy) here")
     p.add_argument("--truth", default=None, help="NB201 table or NATS file (default: $HWNAS_DATA)")
     p.add_argument("--data", default=None)
     p.add_argument("--out", default="benchmarks/results/ranking.md", help="report; .csv and .png beside it")
@@ -305,6 +499,8 @@ def main(argv=None) -> int:
     args.zero_cost_settings = config_from_args(ZeroCostSettings, args, zc_keys)
     if args.sample != "all" and not args.sample.isdigit():
         p.error(f"--sample must be a number or 'all', got '{args.sample}'")
+    if args.max_members < 1 or any(n < 0 for n in args.label_counts):
+        p.error("--max-members must be >= 1 and --label-counts >= 0")
     args.argv = argv
     print(run(args))
     return 0

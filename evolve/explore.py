@@ -25,6 +25,7 @@ from hwnas.supernet.zero_cost import ZeroCostSettings
 
 from .front import Front
 from .objectives import Cost, get_objective
+from .objectives.ensemble import DEFAULT_PROXY, without_supernet
 from .objectives.measured import MeasureSettings
 from .pareto import hv_ratio, igd, non_dominated_mask
 from .search import list_algorithms, parse_bounds, search
@@ -52,6 +53,11 @@ class SearchConfig:
     objectives: list[str] | None = option(None, nargs="+", help="an explicit objective list for one search "
                                           "instead of a front per target (first = accuracy side); see "
                                           "`hwnas list objectives`")
+    accuracy: str | None = option(None, help="the accuracy side of every target's front, an objective (default: "
+                                             f"{DEFAULT_PROXY} with a supernet, ranker with --labels, true_err "
+                                             "with --oracle); e.g. proxy_err for the supernet alone")
+    labels: str | None = option(None, help="labelled archs (CSV: arch_str,accuracy, e.g. from hwnas retrain): "
+                                           "a ranker trained on them becomes the accuracy side (objective ranker)")
     algorithm: str = option("nsga2", help="search algorithm", choices=_algorithms)
     oracle: bool = option(False, help="search with NB201 ground-truth error instead of the supernet (checks the "
                                       "optimiser)")
@@ -89,8 +95,14 @@ class SearchConfig:
         """UsageError naming the first bad value or option combination."""
         if self.oracle and self.supernet:
             raise UsageError("give either --supernet (proxy fronts) or --oracle (ground truth), not both")
-        if not self.oracle and not self.supernet and not (self.objectives and "proxy_err" not in self.objectives):
-            raise UsageError("a proxy search needs --supernet runs/NAME (or --oracle for ground truth)")
+        if self.oracle and (self.accuracy or self.labels):
+            raise UsageError("--oracle searches with ground truth; it takes no --accuracy or --labels")
+        accuracy = self.objectives[:1] if self.objectives else [self.accuracy or ("ranker" if self.labels else
+                                                                                  DEFAULT_PROXY)]
+        if not self.oracle and not self.supernet and any("proxy_err" in a for a in accuracy):
+            raise UsageError("a proxy search needs --supernet runs/NAME (or --oracle for ground truth, --labels "
+                             f"FILE.csv for a ranker, or an --accuracy objective without proxy_err, e.g. "
+                             f"{without_supernet(DEFAULT_PROXY)})")
         if self.objectives and (self.targets or self.all_targets):
             raise UsageError("give either --objectives or --target/--all-targets, not both")
         if not self.objectives and not self.targets and not self.all_targets:
@@ -120,7 +132,7 @@ def sources_for(cfg: SearchConfig) -> Sources:
                    truth=cfg.truth, hwnasbench=cfg.hwnasbench, device_tables=cfg.device_tables, data=cfg.data,
                    device=cfg.device, net={"channels": cfg.channels, "cells": cfg.cells}, measure=cfg.measure,
                    latency_cache=cfg.latency_cache, lut=cfg.lut, agent_token_file=cfg.agent_token_file,
-                   zero_cost=cfg.zero_cost, progress=cfg.progress)
+                   zero_cost=cfg.zero_cost, labels=cfg.labels, progress=cfg.progress)
 
 
 def targets_of(cfg: SearchConfig, sources: Sources) -> list[str]:
@@ -143,15 +155,38 @@ def exact_front(sources: Sources, hw_objective: str) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=32)
-def _exact_front(sources: Sources, hw_objective: str) -> pd.DataFrame:
+def _space_table(sources: Sources, hw_objective: str) -> pd.DataFrame:
+    """Every arch of the space with its true error and hardware cost (archs missing either left out)."""
     archs = sources.space.all_archs()
     true = get_objective("true_err", sources)
     hw = get_objective(hw_objective, sources)
     table = pd.DataFrame({"arch_str": [sources.space.to_str(a) for a in archs], TRUE_COL: true(archs),
                           hw.column: hw(archs)})
-    table = table.dropna()
-    mask = non_dominated_mask(table[[TRUE_COL, hw.column]].to_numpy())
-    return table[mask].sort_values(hw.column).reset_index(drop=True)
+    return table.dropna().reset_index(drop=True)
+
+
+@lru_cache(maxsize=32)
+def _exact_front(sources: Sources, hw_objective: str) -> pd.DataFrame:
+    table = _space_table(sources, hw_objective)
+    hw_col = table.columns[-1]
+    mask = non_dominated_mask(table[[TRUE_COL, hw_col]].to_numpy())
+    return table[mask].sort_values(hw_col).reset_index(drop=True)
+
+
+def front_regret(front: Front, sources: Sources, hw_objective: str) -> dict:
+    """Regret of a front re-scored with truth (`hwnas.evolve.ranking.front_regret`): under 20 latency budgets
+    (quantiles over the whole space), the best true accuracy within the budget minus the true accuracy of the
+    front arch the search's own accuracy side ranks best within it, in points."""
+    from .ranking import front_regret as regret_of
+
+    space = _space_table(sources, hw_objective)
+    hw_col = space.columns[-1]
+    acc = front.objectives[0]
+    rows = front.table[front.table["is_pareto"]]
+    sign = -1.0 if front.directions.get(acc, "min") == "min" else 1.0
+    return regret_of(sign * rows[acc].to_numpy(float), 100 - rows[TRUE_COL].to_numpy(float),
+                     rows[hw_col].to_numpy(float), 100 - space[TRUE_COL].to_numpy(float),
+                     space[hw_col].to_numpy(float))
 
 
 def rescore_with_truth(front: Front, sources: Sources) -> Front:
@@ -167,24 +202,34 @@ def quality(front: Front, exact: pd.DataFrame, hw_column: str) -> tuple[float, f
     return hv_ratio(found, ex), igd(found, ex)
 
 
+def default_accuracy(sources: Sources, oracle: bool = False) -> str:
+    """The accuracy side of a search when none is named: true_err for the oracle, the few-label ranker when the
+    sources have labels, else DEFAULT_PROXY (the label-free ensemble with the supernet proxy)."""
+    if oracle:
+        return "true_err"
+    return "ranker" if sources.labels_path else DEFAULT_PROXY
+
+
 def objective_names(sources: Sources, target: str, oracle: bool = False,
-                    objectives: Sequence[str] | None = None) -> list[str]:
-    """What one target's search optimises: (proxy_err or true_err, the target's hardware objective), or the
-    explicit `objectives` list."""
-    return list(objectives) if objectives else ["true_err" if oracle else "proxy_err", sources.target_objective(target)]
+                    objectives: Sequence[str] | None = None, accuracy: str | None = None) -> list[str]:
+    """What one target's search optimises: (the accuracy side, the target's hardware objective), or the
+    explicit `objectives` list. The accuracy side is `accuracy`, else `default_accuracy`."""
+    if objectives:
+        return list(objectives)
+    return [accuracy or default_accuracy(sources, oracle), sources.target_objective(target)]
 
 
 def search_target(sources: Sources, target: str, oracle: bool = False, algorithm: str = "nsga2",
                   objectives: Sequence[str] | None = None, bounds: Sequence[str] = (), pop_size: int = 50,
-                  generations: int = 20, seed: int = 0, progress: bool = True) -> Front:
+                  generations: int = 20, seed: int = 0, progress: bool = True, accuracy: str | None = None) -> Front:
     """Search one target's front (`objective_names`). Where ground truth exists and the hardware side is a
     table, the front is re-scored with it and its HV ratio / IGD against the exact front go into `meta`
     (`hv_ratio`, `igd`)."""
-    names = objective_names(sources, target, oracle, objectives)
+    names = objective_names(sources, target, oracle, objectives, accuracy)
     objs = [get_objective(n, sources) for n in names]
     meta = {"target": target, "device": target, "dataset": sources.dataset, "supernet": sources.supernet,
             "oracle": oracle, "accuracy": names[0], "hw_column": objs[1].column if len(objs) > 1 else None}
-    ev = sources.get("proxy") if "proxy_err" in names else None
+    ev = sources.get("proxy") if any("proxy_err" in n for n in names) else None
     before = (ev.hits, ev.misses, ev.seconds) if ev else None
     log.info("searching %s: %s", target, ", ".join(names))
     front = search(sources.space, objs, algorithm=algorithm, pop_size=pop_size, generations=generations, seed=seed,
@@ -197,7 +242,9 @@ def search_target(sources: Sources, target: str, oracle: bool = False, algorithm
         front = rescore_with_truth(front, sources)
         exact = exact_front(sources, names[1])
         hv, ig = quality(front, exact, objs[1].column)
-        front.meta.update(hv_ratio=hv, igd=ig, hv_against="exact true_err front")
+        r = front_regret(front, sources, names[1])
+        front.meta.update(hv_ratio=hv, igd=ig, hv_against="exact true_err front", regret=r["mean_regret"],
+                          max_regret=r["max_regret"])
     return front
 
 
@@ -211,7 +258,8 @@ def search_fronts(cfg: SearchConfig, sources: Sources | None = None,
     for target in targets_of(cfg, sources):
         fronts[target] = search_target(sources, target, oracle=cfg.oracle, algorithm=cfg.algorithm,
                                        objectives=cfg.objectives, bounds=cfg.bounds, pop_size=cfg.pop_size,
-                                       generations=cfg.generations, seed=cfg.seed, progress=cfg.progress)
+                                       generations=cfg.generations, seed=cfg.seed, progress=cfg.progress,
+                                       accuracy=cfg.accuracy)
         if each is not None:
             each(target, fronts[target])
     return fronts
@@ -245,7 +293,9 @@ def save_front(front: Front, out: str | Path, sources: Sources | None = None, st
 
 
 def summary_table(fronts: dict[str, Front], oracle: dict[str, Front] | None = None) -> pd.DataFrame:
-    """One row per target: front size, evaluations, HV ratio of the front (and of the oracle front)."""
+    """One row per target: front size, evaluations, HV ratio and regret of the front (and of the oracle front);
+    regret = mean over 20 latency budgets of the accuracy points lost by picking the front arch its accuracy
+    side ranks best within the budget, against the best arch of the whole space within it."""
     rows = []
     for target, front in fronts.items():
         m = front.meta
@@ -253,10 +303,12 @@ def summary_table(fronts: dict[str, Front], oracle: dict[str, Front] | None = No
                "evaluated": m.get("distinct_archs"), "infeasible": m.get("infeasible"),
                **({"proxy_evals": m["proxy"]["evaluations"], "cache_hits": m["proxy"]["cache_hits"]}
                   if "proxy" in m else {}),
-               "hv_ratio": m.get("hv_ratio"), "igd": m.get("igd")}
+               "hv_ratio": m.get("hv_ratio"), "igd": m.get("igd"), "regret": m.get("regret")}
         if oracle is not None:
             row["hv_ratio_proxy"] = row.pop("hv_ratio")
+            row["regret_proxy"] = row.pop("regret")
             row["hv_ratio_oracle"] = oracle[target].meta.get("hv_ratio") if target in oracle else None
+            row["regret_oracle"] = oracle[target].meta.get("regret") if target in oracle else None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -320,7 +372,7 @@ def run_search(cfg: SearchConfig, sources: Sources | None = None) -> dict[str, F
     sources = sources or sources_for(cfg)
     targets = targets_of(cfg, sources)
     for target in targets:  # every name checked (and every table loaded) before anything is written
-        for name in objective_names(sources, target, cfg.oracle, cfg.objectives):
+        for name in objective_names(sources, target, cfg.oracle, cfg.objectives, cfg.accuracy):
             get_objective(name, sources)
     out = open_search_folder(cfg.out, cfg.overwrite)
     resolved = {k: v for k, v in flatten_config(cfg).items() if k not in ("progress", "overwrite")}

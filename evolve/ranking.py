@@ -84,3 +84,28 @@ def tau_within_classes(score: Sequence[float], true: Sequence[float], cost: Sequ
         total += len(idx) * rank_correlation(s[idx], t[idx])["kendall"]
         weight += len(idx)
     return total / weight if weight else float("nan")
+
+
+def front_regret(front_score: Sequence[float], front_true: Sequence[float], front_cost: Sequence[float],
+                 space_true: Sequence[float], space_cost: Sequence[float],
+                 quantiles: Sequence[float] = BUDGET_QUANTILES) -> dict:
+    """What a user loses by picking from a searched front: for each budget (a quantile of `space_cost`, the cost
+    of every arch of the space), the best `space_true` within it minus the `front_true` of the front arch with
+    the best `front_score` (higher = predicted better) within it. Mean and max over the budgets some front arch
+    fits; `uncovered` counts the budgets none fits."""
+    fs, ft, fc = (np.asarray(v, dtype=float) for v in (front_score, front_true, front_cost))
+    st, sc = np.asarray(space_true, dtype=float), np.asarray(space_cost, dtype=float)
+    ok = np.isfinite(st) & np.isfinite(sc)
+    st, sc = st[ok], sc[ok]
+    fok = np.isfinite(fs) & np.isfinite(ft) & np.isfinite(fc)
+    fs, ft, fc = fs[fok], ft[fok], fc[fok]
+    losses, uncovered = [], 0
+    for b in np.quantile(sc, quantiles):
+        within = np.flatnonzero(fc <= b)
+        if len(within) == 0:
+            uncovered += 1
+            continue
+        pick = within[np.argmax(fs[within])]
+        losses.append(float(st[sc <= b].max() - ft[pick]))
+    return {"mean_regret": float(np.mean(losses)) if losses else float("nan"),
+            "max_regret": float(np.max(losses)) if losses else float("nan"), "uncovered": uncovered}

@@ -187,3 +187,15 @@ def test_ranking_benchmark_ranks_zero_cost_signals_with_regret_per_device(data_d
         assert float(line[3]) == pytest.approx(worst, abs=0.006)
         assert line[4] == ("met" if worst <= 0.5 else f"missed by {worst - 0.5:.2f}")
         assert line[2] == "met" or line[2].startswith("missed by ")
+
+
+def test_front_regret_by_hand():
+    from hwnas.evolve.ranking import front_regret
+
+    # The space: costs 1..4 with true accuracies 50, 70, 60, 90; the front holds the archs of cost 1 and 3.
+    space_true, space_cost = [50, 70, 60, 90], [1, 2, 3, 4]
+    r = front_regret([0.1, 0.9], [50, 60], [1, 3], space_true, space_cost, quantiles=[0.0, 0.5, 1.0])
+    # budgets 1, 2.5, 4: best within 50, 70, 90; the front's picks 50, 50 (cost 3 is over 2.5), 60
+    assert r == {"mean_regret": pytest.approx((0 + 20 + 30) / 3), "max_regret": 30.0, "uncovered": 0}
+    r = front_regret([1.0], [60], [3], space_true, space_cost, quantiles=[0.0, 1.0])
+    assert r["uncovered"] == 1 and r["mean_regret"] == 30.0

@@ -15,6 +15,19 @@ from hwnas.core.errors import UsageError
 
 from .base import Cost, Direction, Objective, register_objective
 
+#: the accuracy side of a proxy search unless another is asked for: the best label-free combination measured
+#: over the 6,466 canonical NB201 cells, chosen on one random half of them (benchmarks/results/ranking.md)
+DEFAULT_PROXY = "ensemble:proxy_err+zc:naswot+zc:jacob_cov+zc:live_flops"
+
+
+def without_supernet(name: str) -> str:
+    """An ensemble's name without its `proxy_err` member (what is left when there is no supernet); other names
+    unchanged."""
+    if not name.startswith("ensemble:"):
+        return name
+    members = [m for m in _members(name.removeprefix("ensemble:")) if m != "proxy_err"]
+    return "ensemble:" + "+".join(members)
+
 
 def _members(arg: str) -> list[str]:
     names = [n.strip() for n in arg.split("+")]

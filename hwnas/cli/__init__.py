@@ -17,14 +17,14 @@ from typing import Callable, Sequence
 
 from hwnas.core.errors import HwnasError
 
-from . import data, deploy, hardware, listing, search, space, train
+from . import data, deploy, hardware, listing, score, search, space, train
 from .common import add_verbosity, configure_logging
 from .options import apply_yaml_defaults, load_yaml
 
 log = logging.getLogger("hwnas.cli")
 
 #: The command groups, in the order `hwnas --help` lists them; each module has `register(commands)`.
-GROUPS = (search, train, deploy, hardware, space, listing, data)
+GROUPS = (search, score, train, deploy, hardware, space, listing, data)
 
 
 class Parser(argparse.ArgumentParser):
