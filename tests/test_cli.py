@@ -30,8 +30,8 @@ def _error(capsys, argv, code: int = 2) -> str:
 def test_help_lists_every_command(capsys):
     code, out, _ = _run(capsys, ["--help"])
     assert code == 0
-    for cmd in ("quickstart", "train", "retrain", "search", "plot", "export", "measure", "lut", "agent", "space",
-                "list", "data"):
+    for cmd in ("quickstart", "train", "retrain", "search", "score", "plot", "export", "measure", "lut", "agent",
+                "space", "list", "data"):
         assert cmd in out
 
 
@@ -166,3 +166,26 @@ def test_devices_is_an_alias_with_a_deprecation_note(capsys, data_dir):
     code, out, err = _run(capsys, ["devices"])
     assert code == 0 and "edgegpu_energy" in out and "proxy_err" in out
     assert "hwnas list objectives" in err and len(err.strip().splitlines()) == 1
+
+
+def test_score_writes_every_objective_of_the_sampled_canonical_cells(capsys, tmp_path, data_dir):
+    import pandas as pd
+
+    from hwnas.evolve.ranking import sample_classes
+    from hwnas.supernet.nb201_net import conv_depth, live_convs
+    from hwnas.supernet.spaces import get_space
+
+    out = tmp_path / "scores.csv"
+    code, printed, err = _run(capsys, ["score", "--sample", "5", "--objectives", "zc:live_convs", "zc:conv_depth",
+                                       "--out", str(out), "--quiet"])
+    assert code == 0, err
+    table = pd.read_csv(out)
+    space = get_space("nb201")
+    archs = sample_classes(space, 5, seed=0)
+    assert table.arch_str.tolist() == [space.to_str(a) for a in archs]
+    assert table.zc_live_convs.tolist() == [live_convs(a) for a in archs]
+    assert table.zc_conv_depth.tolist() == [conv_depth(a) for a in archs]
+    assert f"wrote {out} (5 archs x 2 scores)" in printed
+    assert "--sample must be >= 1" in _error(capsys, ["score", "--sample", "0", "--objectives", "zc:live_convs"])
+    assert "objective 'zc' needs a signal" in _error(capsys, ["score", "--all", "--objectives", "zc"])
+    assert "needs a trained supernet" in _error(capsys, ["score", "--sample", "2", "--objectives", "proxy_err"])

@@ -179,6 +179,8 @@ def test_fronts_benchmark_writes_its_tables_and_command(data_dir, tmp_path, tiny
     assert "| fpga | true_err |" in text and "| fpga | proxy:spos | nsga2 |" in text
     for method in ("nsga2", "wsea", "cea", "random"):
         assert f"| fpga | true_err | {method} |" in text
+    assert "## Regret per accuracy side" in text and "## Worst seed's HV ratio" in text
+    assert "## Oracle search against the targets (12 evaluations, 1 seeds)" in text
 
 
 def test_context_takes_the_supernets_data_set(tiny_run):
