@@ -367,13 +367,15 @@ TARGET_RANKER_TAU, TARGET_RANKER_LABELS = 0.78, 100
 
 def _combination_report(c: dict, n: int) -> list[str]:
     """The label-free ensembles (selection and test halves), the default's ablation and the label sweep."""
+    from hwnas.evolve.sources import REFERENCE_SIZE
+
     t = c["table"]
     devices = list(c["latency"])
     cols = ["members", "kendall_tau_select", "worst_regret_select", "kendall_tau_test", "worst_regret_test"]
     chosen = c["chosen"]
     lines = ["## Label-free ensembles", "",
-             f"Every ensemble (`ensemble:` objective: sum of log percentiles among the fixed 256-cell reference "
-             f"sample) of 1 to {int(t['size'].max())} of the members {', '.join(f'`{m}`' for m in c['members'])} "
+             f"Every ensemble (`ensemble:` objective: sum of log percentiles among the fixed reference sample of "
+             f"{REFERENCE_SIZE} canonical cells) of 1 to {int(t['size'].max())} of the members {', '.join(f'`{m}`' for m in c['members'])} "
              f"({len(t)} combinations), judged on a random half of the {n} cells (selection, {c['select_n']} cells) "
              f"and on the other half (test, {c['test_n']}). The rule, applied to the selection half only: the "
              f"highest tau among those meeting both targets (tau >= {TARGET_TAU}, every device's mean regret <= "

@@ -5,6 +5,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from hwnas.core.cache import ResultCache
 from hwnas.supernet.evaluate import ProxyEvaluator, ProxySettings
@@ -93,3 +94,13 @@ def test_cached_scores_keep_what_they_cost(run, data_dir):
     again.accuracy(archs + archs)
     assert again.misses == 0 and again.seconds == 0
     assert again.compute_seconds(archs + archs) == pytest.approx(first.seconds) and first.seconds > 0
+
+
+def test_channels_last_scoring_gives_the_contiguous_layouts_accuracy(run, data_dir, tmp_path):
+    space = ProxyEvaluator(run, ProxySettings(**SMALL), progress=False, cache=tmp_path / "a.sqlite").space
+    archs = [space.from_index(i) for i in (3, 777, 5000, 12345)]
+    fast = ProxyEvaluator(run, ProxySettings(**SMALL), data=str(data_dir), progress=False, cache=tmp_path / "a.sqlite")
+    slow = ProxyEvaluator(run, ProxySettings(**SMALL), data=str(data_dir), progress=False, cache=tmp_path / "b.sqlite",
+                          channels_last=False)
+    np.testing.assert_allclose(fast.accuracy(archs), slow.accuracy(archs), atol=100 / SMALL["eval_images"])
+    assert fast._load_batches()[0][0][0].is_contiguous(memory_format=torch.channels_last)

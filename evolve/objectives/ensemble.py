@@ -4,7 +4,7 @@ percentile among a fixed reference sample of canonical archs (so an arch's score
 archs a search happens to evaluate), and the score is the sum over members of the log percentile. Maximised.
 
 A member is any objective; its direction says which way is better (`proxy_err` lower, `zc:synflow` higher).
-The reference sample is `Sources.reference_archs` (NB201: 256 canonical cells drawn uniformly over the
+The reference sample is `Sources.reference_archs` (NB201: 128 canonical cells drawn uniformly over the
 isomorphism classes, seed 0), scored once per member through the member's own cache.
 """
 from __future__ import annotations
