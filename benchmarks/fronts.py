@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> str:
         bound = float(np.nanpercentile(hw(sample), 60))
         for label, acc in sources:
             objs = [acc, hw]
-            for alg in args.algorithms:
+            extra = [a for a in args.oracle_algorithms if a not in args.algorithms] if label == "true_err" else []
+            for alg in [*args.algorithms, *extra]:
                 hvs, regrets = [], []
                 for seed in args.seeds:
                     front = search(ctx.space, objs, algorithm=alg, pop_size=args.pop_size,
@@ -143,7 +144,8 @@ def run(args: argparse.Namespace) -> str:
             print(f"{dev} {label}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     hv = pd.DataFrame(hv_rows)
     wide = hv.pivot_table(index=["device", "accuracy"], columns="method", values="hv_ratio_mean")
-    wide = wide[[a for a in args.algorithms]].reset_index()
+    methods = list(dict.fromkeys([*args.algorithms, *args.oracle_algorithms]))
+    wide = wide[methods].reset_index()
     per_mode = hv[hv.method == args.algorithms[0]].pivot_table(index="device", columns="accuracy",
                                                                values="hv_ratio_mean")
     per_mode = per_mode[[label for label, _ in sources]].reset_index()
@@ -151,9 +153,9 @@ def run(args: argparse.Namespace) -> str:
                                                                       values="regret_mean")
     per_mode_regret = per_mode_regret[[label for label, _ in sources]].reset_index()
     worst = hv.pivot_table(index=["device", "accuracy"], columns="method", values="hv_ratio_worst")
-    worst = worst[[a for a in args.algorithms]].reset_index()
+    worst = worst[methods].reset_index()
     regret_wide = hv.pivot_table(index=["device", "accuracy"], columns="method", values="regret_mean")
-    regret_wide = regret_wide[[a for a in args.algorithms]].reset_index()
+    regret_wide = regret_wide[methods].reset_index()
     picks = pd.DataFrame(pick_rows)
     cmd = command("hwnas.benchmarks.fronts", args.argv)
     misses = sum(sctx.proxy.misses for sctx, _ in proxy_ctxs)
@@ -249,6 +251,8 @@ def main(argv=None) -> int:
                    help="run folder(s) for proxy fronts, one per training mode (omit: oracle only)")
     p.add_argument("--devices", nargs="*", default=None)
     p.add_argument("--algorithms", nargs="+", default=list_algorithms(), choices=list_algorithms())
+    p.add_argument("--oracle-algorithms", nargs="*", default=[], choices=list_algorithms(),
+                   help="further algorithms run with the oracle (ground truth) only, e.g. nsga2-plain random")
     p.add_argument("--pop-size", type=int, default=50)
     p.add_argument("--generations", type=int, default=20)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
