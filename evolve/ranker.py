@@ -11,10 +11,10 @@ trained to order the labelled archs, best first, rather than to regress their ac
 
 With tens of labels a LambdaRank model cannot learn much from the encoding alone, and trees add features
 badly; so boosting starts from a label-free prior (`prior`, by default the label-free default proxy, scaled
-by `prior_scale`: LightGBM's `init_score`), and the trees learn a correction to it. With no prior and 20
-labels the ranker ranks worse than the prior does alone (`benchmarks/results/ranking.md`, ablation). LightGBM is an optional extra
-(`pip install 'hwnas[ranker]'`); scikit-learn has no ranking objective, and a hand-written pairwise ranker
-would be a worse copy of one.
+by `prior_scale`: LightGBM's `init_score`), and the trees learn a correction to it (the ablation in
+`benchmarks/results/ranking.md` measures the ranker without the prior). LightGBM is an optional extra
+(`pip install 'hwnas[ranker]'`), used through its native API: scikit-learn has no ranking objective, and a
+hand-written pairwise ranker would be a worse copy of LambdaRank.
 
 Labels come from a CSV with columns `arch_str` and `accuracy` (`read_labels`); any scale where higher is
 better works, because only their order is used.
