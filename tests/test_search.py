@@ -273,3 +273,14 @@ def test_the_default_accuracy_side(ctx, tiny_run):
     SearchConfig(targets=["fpga"], labels="labels.csv").validate()
     with pytest.raises(ValueError, match="takes no --accuracy"):
         SearchConfig(targets=["fpga"], oracle=True, accuracy="proxy_err").validate()
+
+
+def test_without_a_table_lookup_the_initial_population_is_random(ctx):
+    from pymoo.operators.sampling.rnd import IntegerRandomSampling
+
+    from hwnas.evolve.search import CostSpreadSampling, SearchSetup
+
+    table = SearchSetup(ctx.space, [get_objective("true_err", ctx), get_objective("fpga_latency", ctx)], 10, 0)
+    assert isinstance(table.spread_sampling(), CostSpreadSampling)
+    counted = SearchSetup(ctx.space, [get_objective("true_err", ctx), get_objective("params", ctx)], 10, 0)
+    assert isinstance(counted.spread_sampling(), IntegerRandomSampling)  # a pool of counts would cost builds
