@@ -50,7 +50,7 @@ class ProxySettings:
     calib_batch_size: int = option(64, help="images per BN recalibration batch")
     # held-out images scored per arch: at 1,000 the binomial error (~1.4 points) is as large as the proxy's
     # spread over good NB201 cells, so rankings among them are mostly noise; with 5,000 the CPU SPOS
-    # supernet's Kendall tau rose from 0.21 to 0.39 (benchmarks/results/ranking.md)
+    # supernet's Kendall tau rose from 0.21 to 0.39 (benchmarks/results/ranking_supernets.md)
     eval_images: int = option(5000, help="held-out images scored per subnet (fewer is faster but noisier: at 1,000 "
                                          "an accuracy's error is as large as the proxy's spread over good cells; "
                                          "benchmarks/results/ranking.md)")
