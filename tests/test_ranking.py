@@ -199,3 +199,45 @@ def test_front_regret_by_hand():
     assert r == {"mean_regret": pytest.approx((0 + 20 + 30) / 3), "max_regret": 30.0, "uncovered": 0}
     r = front_regret([1.0], [60], [3], space_true, space_cost, quantiles=[0.0, 1.0])
     assert r["uncovered"] == 1 and r["mean_regret"] == 30.0
+
+
+def test_ranking_benchmark_chooses_ensembles_on_one_half_and_sweeps_labels(tiny_run, tmp_path):
+    pytest.importorskip("lightgbm")
+    import pandas as pd
+
+    from hwnas.benchmarks import combine
+    from hwnas.benchmarks.ranking import main as ranking_main
+
+    out, scores = tmp_path / "ranking.md", tmp_path / "scores.csv"
+    args = ["--supernet", str(tiny_run), "--sample", "40", "--proxy", "recalibrate:32", "--calib-batches", "1",
+            "--zero-cost", "naswot", "jacob_cov", "live_flops", "live_convs", "--zc-channels", "4", "--zc-batch-size",
+            "16", "--max-members", "2", "--label-counts", "0", "20", "--label-seeds", "0", "1", "--scores",
+            str(scores), "--out", str(out)]
+    assert ranking_main(args) == 0
+    text = out.read_text()
+    for section in ("## Label-free ensembles", "### Ablation: what each member of the default adds",
+                    "## Few labels: the ranker", "### Ablation of the ranker at 20 labels"):
+        assert section in text
+    assert "| default: ensemble:proxy_err+zc:naswot+zc:jacob_cov+zc:live_flops |" in text
+    table = pd.read_csv(scores)
+    assert len(table) == 40 and {"arch_str", "default", "ensemble_chosen", "ranker_20"} <= set(table.columns)
+    frame = pd.read_csv(out.with_suffix(".csv"))
+    chosen = next(line for line in text.splitlines() if line.startswith("Chosen: `")).split("`")[1]
+    select, _ = combine.halves(40, 0)
+    assert select.sum() == 20
+    members = chosen.split("+")
+    assert all(m in ("proxy_err", "zc:naswot", "zc:jacob_cov", "zc:live_flops", "zc:live_convs") for m in members)
+    assert np.isfinite(frame["default"]).all() and np.isfinite(frame["ensemble_chosen"]).all()
+
+
+def test_the_choice_rule_reads_the_selection_half_only():
+    import pandas as pd
+
+    from hwnas.benchmarks.combine import choose
+
+    t = pd.DataFrame({"members": ["a", "b", "c"], "size": [1, 1, 2],
+                      "kendall_tau_select": [0.72, 0.69, 0.71], "worst_regret_select": [0.4, 0.3, 0.45],
+                      "kendall_tau_test": [0.1, 0.9, 0.9], "worst_regret_test": [9.0, 0.0, 0.0]})
+    assert choose(t, 0.70, 0.5)["members"] == "a"  # meets both targets on the selection half; its test half is bad
+    t.loc[0, "worst_regret_select"] = 0.9  # now none meets both: lowest regret within 0.02 of the best tau (<= 1.0)
+    assert choose(t, 0.70, 0.5)["members"] == "c"
