@@ -166,8 +166,11 @@ def _combinations(args, space, dataset, archs, frame, rows, evaluators, runs, cf
     member_cols = {f"zc:{s}": f"zc_{s}" for s in args.zero_cost}
     if proxy_col is not None:
         member_cols["proxy_err"] = proxy_col
-    columns = {m: frame[c].to_numpy(float) for m, c in member_cols.items()}
-    references = {m: -sources.objective(m).direction.sign * sources.objective(m)(reference) for m in member_cols}
+    # Both oriented as the ensemble orients its members (-direction.sign * value: proxy_err becomes minus the
+    # error, not the accuracy column), so that each member's values and its reference values are comparable.
+    oriented = {m: (lambda archs, o=sources.objective(m): -o.direction.sign * o(archs)) for m in member_cols}
+    columns = {m: f(archs) for m, f in oriented.items()}
+    references = {m: f(reference) for m, f in oriented.items()}
     select, test = combine.halves(len(frame), args.seed)
     table = combine.select_ensembles(columns, references, true, latency, select, max_members=args.max_members)
     chosen = combine.choose(table, TARGET_TAU, TARGET_REGRET)
@@ -181,6 +184,11 @@ def _combinations(args, space, dataset, archs, frame, rows, evaluators, runs, cf
     rows.append({"supernet": "-", "mode": "ensemble", "score": f"chosen on the selection half: {chosen['members']}",
                  "column": "ensemble_chosen", **ranking_metrics(frame["ensemble_chosen"], frame.true_acc)})
     default_members = default_name.removeprefix("ensemble:").split("+")
+    if all(m in columns for m in default_members):  # the selection computes ensembles as the objective does
+        by_columns = combine.ensemble_values(columns, references, default_members)
+        if not np.allclose(by_columns, frame["default"].to_numpy(float), equal_nan=True):
+            raise RuntimeError("benchmarks.ranking: the ensembles computed from the score columns differ from the "
+                               "ensemble objective's values; the selection would not judge what a search uses")
     ablation = [{"ensemble": "+".join(default_members), "dropped": "-",
                  **combine.judge(frame["default"].to_numpy(float), true, latency, np.ones(len(frame), bool))}]
     for m in default_members:
