@@ -393,8 +393,9 @@ def _combination_report(c: dict, n: int) -> list[str]:
              f"{chosen['worst_regret_select']:.2f}; test tau {chosen['kendall_tau_test']:.3f}, worst regret "
              f"{chosen['worst_regret_test']:.2f}. The default proxy of `hwnas search` and `hwnas quickstart` "
              f"(`DEFAULT_PROXY`) is `{c['default']}`"
-             + (" (the chosen one)." if c["default"] == "ensemble:" + chosen["members"] else
-                " (not the one chosen here; see the notes)."), "",
+             + (" (the chosen one)." if set(c["default"].removeprefix("ensemble:").split("+"))
+                == set(chosen["members"].split("+")) else
+                " (not the one chosen here: the default is set in code, this run does not change it)."), "",
              "Best 10 by selection-half tau:", "",
              markdown_table(t.sort_values("kendall_tau_select", ascending=False)[cols].head(10)), "",
              "Best 10 by selection-half worst-device regret:", "",
