@@ -13,8 +13,13 @@ held against their NAS-Bench-201 200-epoch test accuracy on the supernet's data 
 - the same for any `--reference NAME=FILE` (per-arch scores from elsewhere, e.g. the one-shot and few-shot
   supernet estimates published with the few-shot NAS code; formats in `benchmarks.tables.reference_scores`).
 
-    python -m hwnas.benchmarks.ranking --supernet runs/A [runs/B ...] [--sample 1000] [--proxy recalibrate:5000 ...]
-        [--reference NAME=FILE ...]
+    python -m hwnas.benchmarks.ranking --supernet runs/A [runs/B ...] [--sample 1000|all] [--proxy recalibrate:5000 ...]
+        [--reference NAME=FILE ...] [--zero-cost SIGNAL ...] [--max-members 4] [--label-counts 0 20 100 ...]
+        [--label-seeds 0 1 2 3 4] [--scores FILE.csv]
+
+With `--zero-cost`, it also chooses label-free ensembles on one random half of the cells and judges them on the
+other, ablates the default proxy's members (`benchmarks.combine`), and with `--label-counts` sweeps the
+few-label ranker; each score is reported against issue 14's targets. `--scores` writes every arch's scores.
 
 `--proxy BN:IMAGES` names one way of scoring (BN mode, held-out images per arch); each is run on every
 supernet. The held-out count matters: accuracy on n images has a binomial standard error of about
@@ -144,7 +149,7 @@ def _combinations(args, space, dataset, archs, frame, rows, evaluators, runs, cf
     column (`default`, computed through the objective a search uses), its leave-one-out ablation, and the
     few-label ranker's sweep. Returns what the report needs."""
     from hwnas.evolve.objectives import get_objective
-    from hwnas.evolve.objectives.ensemble import DEFAULT_PROXY, without_supernet
+    from hwnas.evolve.objectives.ensemble import DEFAULT_PROXY, members_of, without_supernet
     from hwnas.evolve.ranker import DEFAULT_FEATURES
     from hwnas.evolve.sources import Sources
 
@@ -183,7 +188,7 @@ def _combinations(args, space, dataset, archs, frame, rows, evaluators, runs, cf
     frame["ensemble_chosen"] = combine.ensemble_values(columns, references, chosen_members)
     rows.append({"supernet": "-", "mode": "ensemble", "score": f"chosen on the selection half: {chosen['members']}",
                  "column": "ensemble_chosen", **ranking_metrics(frame["ensemble_chosen"], frame.true_acc)})
-    default_members = default_name.removeprefix("ensemble:").split("+")
+    default_members = members_of(default_name)
     if all(m in columns for m in default_members):  # the selection computes ensembles as the objective does
         by_columns = combine.ensemble_values(columns, references, default_members)
         if not np.allclose(by_columns, frame["default"].to_numpy(float), equal_nan=True):
@@ -375,6 +380,7 @@ TARGET_RANKER_TAU, TARGET_RANKER_LABELS = 0.78, 100
 
 def _combination_report(c: dict, n: int) -> list[str]:
     """The label-free ensembles (selection and test halves), the default's ablation and the label sweep."""
+    from hwnas.evolve.objectives.ensemble import members_of
     from hwnas.evolve.sources import REFERENCE_SIZE
 
     t = c["table"]
@@ -393,8 +399,7 @@ def _combination_report(c: dict, n: int) -> list[str]:
              f"{chosen['worst_regret_select']:.2f}; test tau {chosen['kendall_tau_test']:.3f}, worst regret "
              f"{chosen['worst_regret_test']:.2f}. The default proxy of `hwnas search` and `hwnas quickstart` "
              f"(`DEFAULT_PROXY`) is `{c['default']}`"
-             + (" (the chosen one)." if set(c["default"].removeprefix("ensemble:").split("+"))
-                == set(chosen["members"].split("+")) else
+             + (" (the chosen one)." if set(members_of(c["default"])) == set(chosen["members"].split("+")) else
                 " (not the one chosen here: the default is set in code, this run does not change it)."), "",
              "Best 10 by selection-half tau:", "",
              markdown_table(t.sort_values("kendall_tau_select", ascending=False)[cols].head(10)), "",

@@ -20,13 +20,17 @@ from .base import Cost, Direction, Objective, register_objective
 DEFAULT_PROXY = "ensemble:proxy_err+zc:naswot+zc:jacob_cov+zc:live_flops"
 
 
+def members_of(name: str) -> list[str]:
+    """The member objectives of an `ensemble:<a>+<b>+...` name, in order; `[name]` for any other objective."""
+    return _members(name.removeprefix("ensemble:")) if name.startswith("ensemble:") else [name]
+
+
 def without_supernet(name: str) -> str:
     """An ensemble's name without its `proxy_err` member (what is left when there is no supernet); other names
     unchanged."""
     if not name.startswith("ensemble:"):
         return name
-    members = [m for m in _members(name.removeprefix("ensemble:")) if m != "proxy_err"]
-    return "ensemble:" + "+".join(members)
+    return "ensemble:" + "+".join(m for m in members_of(name) if m != "proxy_err")
 
 
 def _members(arg: str) -> list[str]:

@@ -36,7 +36,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     from hwnas.core.files import atomic_write_text
     from hwnas.evolve.explore import SearchConfig
     from hwnas.evolve.objectives import get_objective
-    from hwnas.evolve.objectives.ensemble import DEFAULT_PROXY, without_supernet
+    from hwnas.evolve.objectives.ensemble import DEFAULT_PROXY, members_of, without_supernet
     from hwnas.evolve.ranking import sample_classes
     from hwnas.evolve.sources import Sources
 
@@ -47,7 +47,7 @@ def cmd_score(args: argparse.Namespace) -> int:
                       proxy_settings=cfg.proxy, truth=cfg.truth, data=cfg.data, device=cfg.device,
                       zero_cost=cfg.zero_cost, labels=cfg.labels, progress=cfg.progress)
     default = DEFAULT_PROXY if cfg.supernet else without_supernet(DEFAULT_PROXY)
-    names = args.objectives or [*default.removeprefix("ensemble:").split("+"), default]
+    names = args.objectives or [*members_of(default), default]
     objectives = [get_objective(n, sources) for n in names]  # every name checked before anything is scored
     space = sources.space
     if not hasattr(space, "canonical_archs"):
