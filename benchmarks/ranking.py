@@ -48,8 +48,28 @@ from .tables.reference_scores import read_references, reference_arg
 
 def _describe(cfg: dict) -> str:
     mode = cfg["mode"] + (f" (order {cfg['order']})" if cfg["mode"] == "darts" else "")
+    if cfg.get("sampler", "uniform") != "uniform":
+        mode += f" ({cfg['sampler']} sampler)"
+    epochs = f"{cfg['epochs']} epochs"
+    if cfg.get("few_shot_edge") is not None:
+        from hwnas.supernet.trainer import TrainConfig
+
+        tc = TrainConfig.from_dict(cfg)
+        epochs = (f"few-shot split on decision {tc.few_shot_edge}: parent {tc.epochs - tc.few_shot_epochs} epochs, "
+                  f"then {tc.split_choices()} parts x {tc.few_shot_epochs}")
     return (f"{mode}, C={cfg['channels']}, N={cfg['cells']}, {cfg['max_images'] or 'all'} images, "
-            f"{cfg['epochs']} epochs, batch {cfg['batch_size']}, seed {cfg['seed']}")
+            f"{epochs}, batch {cfg['batch_size']}, seed {cfg['seed']}")
+
+
+def _path_epochs(cfg: dict) -> int:
+    """Training compute in passes of one path over the training split (forward + backward): epochs, times the
+    paths per step of the fair sampler, plus every few-shot part's epochs."""
+    from hwnas.supernet.spaces import space_from_config
+    from hwnas.supernet.trainer import TrainConfig
+
+    tc = TrainConfig.from_dict(cfg)
+    paths = max(space_from_config(cfg).num_choices) if tc.sampler == "fair" else 1
+    return tc.total_epochs() * paths
 
 
 def _wall_minutes(run_dir: Path) -> float | None:
@@ -336,14 +356,15 @@ def _report(args, dataset, runs, cfgs, table, runs_info, n, per_device, zc_info,
         "(`oracle_best_true` = the best in the sample). Scatter plots: "
         f"`{Path(args.out).with_suffix('.png').name}`, per-arch values: `{Path(args.out).with_suffix('.csv').name}`",
         "",
-        "| supernet | recipe | training wall time |",
-        "|---|---|---|",
+        "| supernet | recipe | training compute (path-epochs) | training wall time |",
+        "|---|---|---|---|",
     ]
     for run_dir, cfg in zip(runs, cfgs):
         wall = _wall_minutes(run_dir)
-        lines.append(f"| `{run_dir}` | {_describe(cfg)} | " + (f"{wall:.1f} min |" if wall is not None else "- |"))
+        lines.append(f"| `{run_dir}` | {_describe(cfg)} | {_path_epochs(cfg)} | "
+                     + (f"{wall:.1f} min |" if wall is not None else "- |"))
     for name, path in args.reference:
-        lines.append(f"| reference `{name}` | per-arch scores read from `{path}` (not trained here) | - |")
+        lines.append(f"| reference `{name}` | per-arch scores read from `{path}` (not trained here) | - | - |")
     lines += ["", markdown_table(table.drop(columns="column")), ""]
     if runs_info:
         lines += ["Proxy evaluation time (the per-arch seconds stored in the proxy cache, so cached scores count at "

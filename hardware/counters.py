@@ -33,14 +33,21 @@ def params_m(model: nn.Module) -> float:
 @torch.no_grad()
 def flops_m(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> float:
     """Forward FLOPs in millions for one input of `input_shape`, as torch's FlopCounterMode counts them
-    (one multiply-accumulate = 2 FLOPs; convolutions and matmuls only)."""
+    (one multiply-accumulate = 2 FLOPs; convolutions and matmuls only). A module with `counts_no_flops = True`
+    (a pooling layer computed as a fixed-kernel convolution for speed) counts none, as the pooling it
+    stands for would not."""
     was_training = model.training
     model.eval()
     x = torch.zeros(input_shape, device=module_device(model))
     with FlopCounterMode(display=False) as counter:
         model(x)
     model.train(was_training)
-    return counter.get_total_flops() / 1e6
+    # FlopCounterMode names a module '<root class>.<path>'; subtract what the exempt modules counted.
+    per_module = counter.get_flop_counts()
+    root = type(model).__name__
+    exempt = sum(sum(per_module.get(f"{root}.{name}", {}).values()) for name, module in model.named_modules()
+                 if name and getattr(module, "counts_no_flops", False))
+    return (counter.get_total_flops() - exempt) / 1e6
 
 
 def size_mb(model: nn.Module, bytes_per_param: int = 4) -> float:

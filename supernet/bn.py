@@ -52,3 +52,24 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor], forward: C
             m.momentum = momentum
         model.eval()
     return seen
+
+
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module) -> int:
+    """Fold every eval-mode BatchNorm that directly follows a convolution inside an `nn.Sequential` into that
+    convolution (`torch.nn.utils.fusion.fuse_conv_bn_eval`), in place: the same function to float rounding,
+    one pass over the activations fewer. Only for scoring with running statistics (not `batch_statistics`).
+    Returns the number of folded pairs."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    folded = 0
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = seq._modules[a], seq._modules[b]
+            if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and not bn.training
+                    and bn.running_mean is not None and not conv.training):
+                seq._modules[a] = fuse_conv_bn_eval(conv, bn)
+                seq._modules[b] = nn.Identity()
+                folded += 1
+    return folded

@@ -23,8 +23,9 @@ from hwnas.core.download import file_digest
 from hwnas.core.errors import UsageError
 from hwnas.core.paths import cache_dir
 
-from .bn import BN_MODES, batch_statistics, recalibrate_bn
+from .bn import BN_MODES, batch_statistics, fold_batchnorm, recalibrate_bn
 from .data import TensorBatches, load_dataset, make_splits
+from .few_shot import route
 from .spaces.base import Arch
 from .trainer import CHECKPOINT, load_supernet
 
@@ -69,7 +70,8 @@ class ProxyEvaluator(CachedScorer):
     """
 
     def __init__(self, run: str | Path, settings: ProxySettings | None = None, cache: str | Path | None = None,
-                 data: str | None = None, device: str = "cpu", progress: bool = True, channels_last: bool = True):
+                 data: str | None = None, device: str = "cpu", progress: bool = True, channels_last: bool = True,
+                 fold_bn: bool = True):
         self.settings = settings or ProxySettings()
         if self.settings.bn_mode not in BN_MODES:
             raise UsageError(f"unknown BN mode '{self.settings.bn_mode}'; valid: {', '.join(BN_MODES)}")
@@ -82,6 +84,7 @@ class ProxyEvaluator(CachedScorer):
         self.source, self.setting, self.label = self.ckpt_hash, self.settings.key(), "proxy eval"
         self.device, self.progress = device, progress
         self.layout = torch.channels_last if channels_last else torch.contiguous_format
+        self.fold_bn = fold_bn
         self._data = data
         self._batches: tuple[list[tuple[torch.Tensor, torch.Tensor]], list[torch.Tensor]] | None = None
 
@@ -106,8 +109,9 @@ class ProxyEvaluator(CachedScorer):
     @torch.no_grad()
     def subnet(self, arch: Arch) -> torch.nn.Module:
         """The eval-mode subnet with inherited weights, BN statistics recalibrated when the settings say so
-        (what is scored, and what `hwnas export` writes)."""
-        subnet = self.space.build_subnet(arch, supernet=self.supernet).to(self.device)
+        (what is scored, and what `hwnas export` writes). A few-shot supernet lends the weights of the part
+        that owns `arch`."""
+        subnet = self.space.build_subnet(arch, supernet=route(self.supernet, arch)).to(self.device)
         if self.settings.bn_mode == "recalibrate":
             recalibrate_bn(subnet, self._load_batches()[1], subnet)
         return subnet.eval()
@@ -115,11 +119,15 @@ class ProxyEvaluator(CachedScorer):
     @torch.no_grad()
     def score(self, arch: Arch) -> float:
         """Accuracy (%) of one arch, always computed (no cache). Scored in channels-last layout, 1.75x faster
-        on CPU for these small convolutions than the default layout (measured in
-        `benchmarks/results/proxy_speed.md`); the layout changes float rounding only."""
+        on CPU for these small convolutions than the default layout, with each BatchNorm folded into its
+        convolution (except in `batch` mode, which needs the BN layers) (measured in
+        `benchmarks/results/proxy_speed.md`); both change float rounding only."""
         held_out, _ = self._load_batches()
-        subnet = self.subnet(arch).to(memory_format=self.layout)
+        subnet = self.subnet(arch)
         mode = self.settings.bn_mode
+        if mode != "batch" and self.fold_bn:
+            fold_batchnorm(subnet)
+        subnet = subnet.to(memory_format=self.layout)
         correct = total = 0
         ctx = batch_statistics(subnet) if mode == "batch" else nullcontext()
         with ctx:

@@ -7,6 +7,7 @@ the mode's state such as architecture parameters and their optimizer, epoch, eve
 """
 from __future__ import annotations
 
+import copy
 import csv
 import io
 import json
@@ -30,6 +31,7 @@ from hwnas.core.logs import log_to_file
 from .bn import batch_statistics
 from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
 from .data import SEARCH_PROTOCOLS, TensorBatches, load_dataset, make_splits
+from .few_shot import FewShotSupernet, check_split
 from .modes import get_mode, list_modes
 from .modes.spos import SAMPLERS
 from .spaces import SpaceConfig, get_space, space_from_config
@@ -40,7 +42,7 @@ CHECKPOINT = "supernet.pt"
 LOG = "train.log"
 # Settings a resumed run must share with the checkpoint it continues (epochs may grow; out/device may move).
 _SAME_ON_RESUME = ("space", "space_options", "mode", "dataset", "channels", "cells", "max_images", "batch_size", "seed",
-                   "lr", "weight_decay", "order", "arch_lr", "protocol", "sampler")
+                   "lr", "weight_decay", "order", "arch_lr", "protocol", "sampler", "few_shot_edge", "few_shot_epochs")
 
 
 @dataclass
@@ -51,8 +53,15 @@ class TrainConfig(SpaceConfig):
     sampler: str = option("uniform", help="SPOS path sampler: uniform (over arch strings, the paper's), canonical "
                                           "(uniform over isomorphism classes) or fair (FairNAS: every choice of every "
                                           "decision once per step, at m times the compute)")
+    few_shot_edge: int | None = option(None, help="few-shot NAS (Zhao et al., ICML 2021; SPOS only): split the supernet "
+                                                   "on decision K (an NB201 edge 0-5, a layer) into one sub-supernet "
+                                                   "per choice, each fine-tuned from the parent on the paths taking "
+                                                   "its choice; the proxy scores an arch with its choice's part")
+    few_shot_epochs: int = option(1, help="epochs each few-shot sub-supernet is fine-tuned: the parent trains "
+                                          "epochs - F, each part the last F of the same cosine schedule (total "
+                                          "epochs - F + choices x F)")
     dataset: str = option("cifar10", help="data set", choices=DATASETS.list)
-    epochs: int = option(1, help="training epochs")
+    epochs: int = option(1, help="training epochs (with --few-shot-edge: the schedule length of each part)")
     channels: int = option(16, help="C: channels of the first stage (layer-wise spaces: widths are multiples of C)")
     cells: int = option(5, help="N: cells per stage (cell spaces only)")
     max_images: int | None = option(None, help="cap each split (train and held-out) at this many images, for "
@@ -70,6 +79,9 @@ class TrainConfig(SpaceConfig):
     download: bool = option(False, help="download the data set if it is missing")
     device: str = option("cpu", help="torch device: cpu, cuda or cuda:N")
     held_out_images: int = option(2000, help="held-out images scored per epoch for the log")
+    channels_last: bool = option(True, help="train in channels-last memory layout (faster convolutions on CPU, "
+                                            "about 1.2x for SPOS at C=8, N=1; the same computation to float "
+                                            "rounding)")
     progress: bool = option(True, help="progress bars", cli=False)
 
     def validate(self) -> "TrainConfig":
@@ -86,12 +98,40 @@ class TrainConfig(SpaceConfig):
             raise UsageError(f"unknown SPOS sampler '{self.sampler}'; valid: {', '.join(SAMPLERS)}")
         if self.sampler != "uniform" and self.mode != "spos":
             raise UsageError(f"--sampler {self.sampler} is an SPOS option; mode '{self.mode}' samples by its own rule")
+        if self.few_shot_edge is not None:
+            if self.mode != "spos":
+                raise UsageError(f"--few-shot-edge is an SPOS option; mode '{self.mode}' trains no single paths")
+            check_split(self.few_shot_edge, get_space(self.space, **self.space_options).num_choices)
+            if not 1 <= int(self.few_shot_epochs) < int(self.epochs):
+                raise UsageError(f"--few-shot-epochs must be >= 1 and below --epochs ({self.epochs}) so the parent "
+                                 f"trains first, got {self.few_shot_epochs}")
         if self.order not in (1, 2):
             raise UsageError(f"--order must be 1 or 2, got {self.order}")
         if self.protocol not in SEARCH_PROTOCOLS:
             raise UsageError(f"unknown protocol '{self.protocol}'; valid: {', '.join(SEARCH_PROTOCOLS)}")
         check_torch_device(self.device)
         return self
+
+    def split_choices(self) -> int:
+        """Sub-supernets of a few-shot run (the split decision's choices); 0 without --few-shot-edge."""
+        if self.few_shot_edge is None:
+            return 0
+        return get_space(self.space, **self.space_options).num_choices[int(self.few_shot_edge)]
+
+    def total_epochs(self) -> int:
+        """Epochs the run trains in all: `epochs`, or with a few-shot split the parent's epochs - F plus F per
+        sub-supernet."""
+        n = self.split_choices()
+        return self.epochs + (n - 1) * self.few_shot_epochs if n else self.epochs
+
+    def epoch_part(self, epoch: int) -> tuple[int | None, int]:
+        """(sub-supernet trained in run epoch `epoch`, None for the shared parent; that epoch's place in the
+        cosine schedule)."""
+        shared = self.epochs - self.few_shot_epochs if self.few_shot_edge is not None else self.epochs
+        if epoch < shared:
+            return None, epoch
+        part, local = divmod(epoch - shared, self.few_shot_epochs)
+        return part, shared + local
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
@@ -126,6 +166,21 @@ class _Log:
         atomic_write_text(self.path, buf.getvalue())
 
 
+def make_optimizer(cfg: TrainConfig, model: torch.nn.Module):
+    """(SGD nesterov, cosine schedule over `cfg.epochs`) for `model`'s weights."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                                weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=1e-3 * cfg.lr / 0.025)
+    return optimizer, scheduler
+
+
+def make_mode(cfg: TrainConfig, model: torch.nn.Module, space, optimizer, fixed: dict[int, int] | None = None):
+    """The training mode `cfg` names, on `model` (with SPOS's sampler and, for a few-shot part, its pinned
+    decision)."""
+    spos = {"sampler": cfg.sampler, "fixed": fixed} if cfg.mode == "spos" else {}
+    return get_mode(cfg.mode)(model, space, optimizer, seed=cfg.seed, order=cfg.order, arch_lr=cfg.arch_lr, **spos)
+
+
 def build_run(cfg: TrainConfig):
     """Space, supernet, data splits, weight optimizer, scheduler and mode for `cfg` (no training)."""
     space = get_space(cfg.space, **cfg.space_options)
@@ -133,11 +188,10 @@ def build_run(cfg: TrainConfig):
     splits = make_splits(raw, protocol=cfg.protocol, max_images=cfg.max_images, seed=cfg.seed)
     torch.manual_seed(cfg.seed)
     model = space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=raw.num_classes).to(cfg.device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
-                                weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=1e-3 * cfg.lr / 0.025)
-    mode = get_mode(cfg.mode)(model, space, optimizer, seed=cfg.seed, order=cfg.order, arch_lr=cfg.arch_lr,
-                              **({"sampler": cfg.sampler} if cfg.mode == "spos" else {}))
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer, scheduler = make_optimizer(cfg, model)
+    mode = make_mode(cfg, model, space, optimizer)
     batches = dict(
         train=TensorBatches(*splits.train, cfg.batch_size, raw.mean, raw.std, augment=True, shuffle=True,
                             seed=cfg.seed, drop_last=True, device=cfg.device),
@@ -214,6 +268,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             if old.get(key) != getattr(cfg, key):
                 raise UsageError(f"checkpoint '{ckpt_path}' was trained with {key}={old.get(key)!r}; "
                                  f"this run asks {key}={getattr(cfg, key)!r}")
+        if cfg.few_shot_edge is not None and old["epochs"] != cfg.epochs:
+            raise UsageError(f"a few-shot run keeps its --epochs on resume: '{ckpt_path}' has {old['epochs']}, "
+                             f"this run asks {cfg.epochs}")
     with log_to_file(out / LOG):
         return _train(cfg, ckpt, out)
 
@@ -222,8 +279,15 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
     ckpt_path = out / CHECKPOINT
     space, model, optimizer, scheduler, mode, batches = build_run(cfg)
     start = 0
+    part, split = None, None  # few-shot: the part being fine-tuned; the parent's optimizer state at the split
     metrics = _Log(out / "metrics.csv")
     if ckpt is not None:
+        few = ckpt.get("few_shot")
+        if few is not None:
+            model, split = FewShotSupernet.split(model, few["edge"], few["choices"]), few["split"]
+            part = cfg.epoch_part(ckpt["epoch"])[0]
+            optimizer, scheduler = make_optimizer(cfg, model.parts[part])
+            mode = make_mode(cfg, model.parts[part], space, optimizer, fixed={cfg.few_shot_edge: part})
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         start = ckpt["epoch"] + 1
@@ -239,19 +303,40 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
         mode.load_state_dict(ckpt["mode"])
         set_rng_states(ckpt["rng"])
         metrics.rows = list(ckpt.get("metrics", []))
-        log.info("resuming %s from epoch %d of %d", ckpt_path, start + 1, cfg.epochs)
+        log.info("resuming %s from epoch %d of %d", ckpt_path, start + 1, cfg.total_epochs())
     else:
         log.info("training a %s supernet on %s (%s, C=%d, N=%d) for %d epochs into %s", cfg.mode, cfg.dataset,
-                 cfg.space, cfg.channels, cfg.cells, cfg.epochs, out)
+                 cfg.space, cfg.channels, cfg.cells, cfg.total_epochs(), out)
     atomic_write_json(out / "config.json", asdict(cfg))
 
-    for epoch in range(start, cfg.epochs):
-        mode.on_epoch_start(epoch, cfg.epochs)
+    for epoch in range(start, cfg.total_epochs()):
+        wanted, schedule_epoch = cfg.epoch_part(epoch)
+        if wanted != part:  # few-shot: split the parent now, or move on to the next part
+            if split is None:
+                split = {"optimizer": copy.deepcopy(optimizer.state_dict()), "scheduler": scheduler.state_dict()}
+                model = FewShotSupernet.split(model, cfg.few_shot_edge, cfg.split_choices())
+                log.info("few-shot split on decision %d into %d sub-supernets, %d epochs each", cfg.few_shot_edge,
+                         len(model.parts), cfg.few_shot_epochs)
+            generator = mode.generator.get_state()
+            optimizer, scheduler = make_optimizer(cfg, model.parts[wanted])
+            # Each part continues the parent's schedule and momentum from the split (copies: parts never share).
+            optimizer.load_state_dict(copy.deepcopy(split["optimizer"]))
+            scheduler.load_state_dict(split["scheduler"])
+            mode = make_mode(cfg, model.parts[wanted], space, optimizer, fixed={cfg.few_shot_edge: wanted})
+            mode.generator.set_state(generator)
+            part = wanted
+        mode.on_epoch_start(schedule_epoch, cfg.epochs)
         batches["train"].set_epoch(epoch)
         val_iter = _cycle(batches["val"], epoch) if mode.bilevel else None
         model.train()
-        done = train_epoch(batches["train"], lambda x, y: mode.train_step(x, y, next(val_iter) if val_iter else None),
-                           f"{cfg.mode} epoch {epoch + 1}/{cfg.epochs}", epoch, cfg.progress)
+        label = f"{cfg.mode} epoch {epoch + 1}/{cfg.total_epochs()}" + ("" if part is None else f" (part {part})")
+        layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+        def step(x, y):
+            val = next(val_iter) if val_iter else None
+            val = (val[0].contiguous(memory_format=layout), val[1]) if val is not None else None
+            return mode.train_step(x.contiguous(memory_format=layout), y, val)
+        done = train_epoch(batches["train"], step, label, epoch, cfg.progress)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         evals = [held_out_accuracy(model, batches["held_out"], a) for a in mode.eval_archs()]
@@ -259,15 +344,20 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
         row = {"epoch": epoch + 1, "train_loss": done["train_loss"], "train_acc": done["train_acc"],
                "val_acc": sum(evals) / len(evals), "lr": lr, "seconds": done["seconds"],
                "images_per_s": done["images"] / max(done["seconds"], 1e-9)}
+        if cfg.few_shot_edge is not None:
+            row["part"] = "shared" if part is None else part
         if cfg.mode == "darts":  # what DARTS trains is the mixture; its argmax arch can lag far behind early on
             row["mixture_acc"] = held_out_accuracy(model, batches["held_out"], None, weights=mode.weights().detach())
         row.update({k: v for k, v in summary.items() if k in ("derived_arch", "skip_fraction", "tau")})
         metrics.add(row)
-        atomic_torch_save({"config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
-                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                           "mode": mode.state_dict(), "rng": rng_states(), "metrics": metrics.rows}, ckpt_path)
-        log.info("epoch %d/%d: loss %.3f train acc %.1f%% held-out acc %.1f%% (%.0f img/s)", epoch + 1, cfg.epochs,
-                 row["train_loss"], row["train_acc"], row["val_acc"], row["images_per_s"])
+        state = {"config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
+                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                 "mode": mode.state_dict(), "rng": rng_states(), "metrics": metrics.rows}
+        if split is not None:
+            state["few_shot"] = {"edge": cfg.few_shot_edge, "choices": len(model.parts), "split": split}
+        atomic_torch_save(state, ckpt_path)
+        log.info("epoch %d/%d: loss %.3f train acc %.1f%% held-out acc %.1f%% (%.0f img/s)", epoch + 1,
+                 cfg.total_epochs(), row["train_loss"], row["train_acc"], row["val_acc"], row["images_per_s"])
 
     final = metrics.rows[-1] if metrics.rows else {}
     result = {"run": str(out), "space": cfg.space, "mode": cfg.mode, "dataset": cfg.dataset, "epochs": cfg.epochs,
@@ -286,7 +376,7 @@ def trained_run(cfg: TrainConfig, reuse: Sequence[str | Path] = ()) -> Path:
         if (folder / CHECKPOINT).is_file():
             return folder
     ckpt = Path(cfg.out) / CHECKPOINT
-    if not ckpt.is_file() or load_checkpoint(ckpt)["epoch"] + 1 < cfg.epochs:
+    if not ckpt.is_file() or load_checkpoint(ckpt)["epoch"] + 1 < cfg.total_epochs():
         train(cfg, resume=ckpt.is_file())
     return Path(cfg.out)
 
@@ -311,6 +401,8 @@ def load_supernet(run: str | Path, device: str = "cpu"):
     space = space_from_config(cfg)
     num_classes = [v for v in ckpt["model"].values() if v.ndim == 2][-1].shape[0]  # the final linear layer
     model = space.build_supernet(channels=cfg["channels"], cells=cfg["cells"], num_classes=num_classes)
+    if ckpt.get("few_shot") is not None:
+        model = FewShotSupernet.split(model, ckpt["few_shot"]["edge"], ckpt["few_shot"]["choices"])
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as exc:

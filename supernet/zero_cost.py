@@ -107,7 +107,7 @@ def activation_codes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     codes: list[torch.Tensor] = []
 
     def hook(module, inputs, output):
-        codes.append((inputs[0].detach() > 0).flatten(1).to(torch.float64))
+        codes.append((inputs[0].detach() > 0).flatten(1).to(torch.float32))
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
     try:
         model.train()
@@ -117,15 +117,17 @@ def activation_codes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         for h in handles:
             h.remove()
     if not codes:
-        return torch.zeros((len(x), 0), dtype=torch.float64)
+        return torch.zeros((len(x), 0), dtype=torch.float32)
     return torch.cat(codes, dim=1)
 
 
 def naswot_from_codes(codes: torch.Tensor) -> float:
     """log|det K| for K[i, j] = units where codes i and j agree (both fire or both do not); -inf when K is
     singular (two images with identical codes)."""
-    c = codes.to(torch.float64)
-    agree = c @ c.T + (1 - c) @ (1 - c).T
+    # With s = 2c - 1 (+1 fires, -1 does not), s_i . s_j = agree - disagree = 2 agree - units: one product
+    # instead of two. Every partial sum is an integer of at most `units`, exact in float32 below 2^24.
+    s = codes.to(torch.float32 if codes.shape[1] < 2 ** 24 else torch.float64) * 2 - 1
+    agree = ((s @ s.T).to(torch.float64) + codes.shape[1]) / 2
     sign, logdet = torch.linalg.slogdet(agree)
     return float(logdet) if sign != 0 else float("-inf")
 

@@ -264,3 +264,50 @@ def test_live_edges_of_known_cells():
     assert live_edges((NONE, CONV3, CONV1, CONV1, POOL, CONV3)) == [1, 3, 5]
     assert live_edges((CONV3, CONV3, CONV1, SKIP, NONE, NONE)) == [3]
     assert live_edges((SKIP,) * 6) == list(range(len(EDGES)))
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 8, 8), (2, 16, 32, 32), (1, 8, 1, 5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_avg_pool_3x3_is_torchs_pooling_without_padded_positions(shape, channels_last):
+    from hwnas.supernet.ops import AvgPool3x3
+
+    x = torch.randn(*shape)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    want = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)(x)
+    assert torch.allclose(AvgPool3x3()(x), want, atol=1e-6)
+    x = x.clone().requires_grad_(True)
+    AvgPool3x3()(x).sum().backward()
+    if shape[2] >= 3 and shape[3] >= 3:  # a corner pixel is in 4 windows, of 4, 6, 6 and 9 positions
+        assert x.grad[0, 0, 0, 0].item() == pytest.approx(1 / 4 + 2 / 6 + 1 / 9)
+
+
+def test_pooling_counts_no_flops_and_folded_bn_scores_the_same(space):
+    from hwnas.hardware.counters import flops_m
+    from hwnas.supernet.bn import fold_batchnorm
+
+    pool = space.from_str("|avg_pool_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|none~1|avg_pool_3x3~2|")
+    torchs = space.build_subnet(pool, channels=8, cells=1)
+    for parent in list(torchs.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child).__name__ == "AvgPool3x3":
+                setattr(parent, name, torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False))
+    ours = space.build_subnet(pool, channels=8, cells=1)
+    assert flops_m(ours) == flops_m(torchs) > 0  # torch's counter counts no FLOPs for pooling
+
+    torch.manual_seed(0)
+    net = space.build_subnet(space.from_str(
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"),
+        channels=8, cells=1)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):  # running statistics away from their initial values
+            net(torch.randn(16, 3, 32, 32))
+    net.eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        want = net(x)
+        convs_with_bn = 1 + 4 * 3 + 2 * 2  # stem; 4 conv edges per cell x 3 stages (1 cell each); 2 per reduction
+        assert fold_batchnorm(net) == convs_with_bn
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.layers.modules())
+        assert torch.allclose(net(x), want, atol=1e-4)

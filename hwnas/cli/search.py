@@ -123,7 +123,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     progress = not args.quiet
     tcfg = config_from_args(TrainConfig, args, args._train_keys, progress=progress)
     ckpt = Path(tcfg.out) / CHECKPOINT
-    done = ckpt.exists() and load_checkpoint(ckpt)["epoch"] + 1 >= tcfg.epochs
+    done = ckpt.exists() and load_checkpoint(ckpt)["epoch"] + 1 >= tcfg.total_epochs()
     print(f"[1/3] supernet: {tcfg.mode.upper()}, C={tcfg.channels}, N={tcfg.cells}, {tcfg.max_images} images, "
           f"{tcfg.epochs} epochs -> {tcfg.out}" + (" (already trained, reused)" if done else ""), flush=True)
     if not done:

@@ -130,14 +130,16 @@ def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, y)
 
 
-def fixed_panel(space: SearchSpace, seed: int, k: int, alive: Any = None) -> list[Arch]:
-    """`k` archs drawn with a fixed seed, skipping those `alive` rejects (e.g. cells with no live edge)."""
+def fixed_panel(space: SearchSpace, seed: int, k: int, alive: Any = None, pin: Any = None) -> list[Arch]:
+    """`k` archs drawn with a fixed seed, each passed through `pin` (if given), skipping those `alive` rejects
+    (e.g. cells with no live edge)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     out: list[Arch] = []
     while len(out) < k:
         a = space.sample(rng)
+        a = pin(a) if pin is not None else a
         if alive is None or alive(a):
             out.append(a)
     return out

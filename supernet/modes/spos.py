@@ -8,6 +8,9 @@ three samplers:
 - `fair` (FairNAS, Chu et al., ICCV 2021, strict fairness): each step draws a permutation of every decision's
   choices and trains the m paths they form (m = the largest number of choices), accumulating the gradients
   into one update, so every choice of every decision is trained exactly once per step (m times the compute).
+
+`fixed={decision: choice}` pins decisions in every path any sampler draws: how a few-shot sub-supernet
+(`supernet.few_shot`) is fine-tuned only on the paths it owns.
 """
 from __future__ import annotations
 
@@ -26,27 +29,33 @@ class SPOS(TrainingMode):
 
     EVAL_PANEL = 4
 
-    def __init__(self, model, space, weight_optimizer, seed=0, sampler: str = "uniform", **options):
+    def __init__(self, model, space, weight_optimizer, seed=0, sampler: str = "uniform",
+                 fixed: dict[int, int] | None = None, **options):
         super().__init__(model, space, weight_optimizer, seed=seed, **options)
         if sampler not in SAMPLERS:
             raise UsageError(f"unknown SPOS sampler '{sampler}'; valid: {', '.join(SAMPLERS)}")
         self.sampler = sampler
+        self.fixed = {int(k): int(v) for k, v in (fixed or {}).items()}
         self._classes = None
+
+    def pin(self, arch) -> tuple[int, ...]:
+        """`arch` with the `fixed` decisions set to their choices."""
+        return as_arch(self.fixed.get(i, c) for i, c in enumerate(arch))
 
     def sample_arch(self):
         """One path, uniform over strings (`uniform`, `fair`'s fallback) or over canonical classes."""
         if self.sampler == "canonical" and hasattr(self.space, "canonical_archs"):
             if self._classes is None:
                 self._classes = self.space.canonical_archs()
-            return as_arch(self._classes[int(torch.randint(len(self._classes), (1,), generator=self.generator))])
-        return as_arch(torch.randint(n, (1,), generator=self.generator).item() for n in self.space.num_choices)
+            return self.pin(self._classes[int(torch.randint(len(self._classes), (1,), generator=self.generator))])
+        return self.pin(torch.randint(n, (1,), generator=self.generator).item() for n in self.space.num_choices)
 
     def fair_archs(self) -> list[tuple[int, ...]]:
         """FairNAS' m paths for one step: path k takes the k-th entry of each decision's random permutation (a
         decision with fewer choices wraps around, so each of its choices still appears)."""
         perms = [torch.randperm(n, generator=self.generator).tolist() for n in self.space.num_choices]
         m = max(self.space.num_choices)
-        return [as_arch(p[k % len(p)] for p in perms) for k in range(m)]
+        return [self.pin(p[k % len(p)] for p in perms) for k in range(m)]
 
     def train_step(self, x, y, val=None):
         if self.sampler != "fair":
@@ -68,4 +77,4 @@ class SPOS(TrainingMode):
 
     def eval_archs(self):
         # A fixed panel (seeded, archs that carry signal only) so epochs are comparable.
-        return fixed_panel(self.space, seed=2024, k=self.EVAL_PANEL, alive=self.space.has_signal)
+        return fixed_panel(self.space, seed=2024, k=self.EVAL_PANEL, alive=self.space.has_signal, pin=self.pin)
