@@ -14,7 +14,8 @@ held against their NAS-Bench-201 200-epoch test accuracy on the supernet's data 
   supernet estimates published with the few-shot NAS code; formats in `benchmarks.tables.reference_scores`).
 
     python -m hwnas.benchmarks.ranking --supernet runs/A [runs/B ...] [--sample 1000|all] [--proxy recalibrate:5000 ...]
-        [--reference NAME=FILE ...] [--zero-cost SIGNAL ...] [--max-members 4] [--label-counts 0 20 100 ...]
+        [--reference NAME=FILE ...] [--zero-cost SIGNAL ...] [--default-proxy] [--max-members 4]
+        [--label-counts 0 20 100 ...]
         [--label-seeds 0 1 2 3 4] [--scores FILE.csv]
 
 With `--zero-cost`, it also chooses label-free ensembles on one random half of the cells and judges them on the
@@ -124,6 +125,17 @@ def run(args: argparse.Namespace) -> str:
             rows.append({"supernet": run_dir.name, "mode": cfg["mode"] + ("2" if cfg.get("order") == 2 else ""),
                          "score": f"proxy, BN {bn}, {images} images", "column": col,
                          **ranking_metrics(frame[col], frame.true_acc)})
+            if args.default_proxy:  # this supernet's proxy inside the default ensemble
+                from hwnas.evolve.objectives.ensemble import DEFAULT_PROXY
+                from hwnas.evolve.sources import Sources
+
+                src = Sources(space=space, supernet=str(run_dir), dataset=dataset, data=args.data,
+                              proxy_settings=settings, zero_cost=args.zero_cost_settings).with_resources(proxy=ev)
+                dcol = f"ensemble_default_{run_dir.name}_{bn}_{images}"
+                frame[dcol] = src.objective(DEFAULT_PROXY)(archs)
+                rows.append({"supernet": run_dir.name, "mode": "default proxy",
+                             "score": f"{DEFAULT_PROXY}, BN {bn}, {images} images", "column": dcol,
+                             **ranking_metrics(frame[dcol], frame.true_acc)})
     zc_info = _zero_cost_columns(args, space, dataset, archs, frame, rows)
     for name, (path, scores) in references.items():
         frame[f"reference_{name}"] = scores
@@ -472,7 +484,7 @@ def _targets(table: pd.DataFrame, per_device: pd.DataFrame, n: int) -> list[str]
              + (" (the whole set)." if n >= 6466 else " (a sample, so a first reading, not the verdict)."), "",
              "| score | kendall_tau | tau target | worst device's mean regret | regret target |", "|---|---|---|---|---|"]
     for _, row in table.iterrows():
-        label = row["score"]
+        label = row["score"] if row["supernet"] in ("-", None) else f"{row['supernet']}: {row['score']}"
         regret = worst.get(row["column"], float("nan"))
         tau_ok = "met" if row["kendall_tau"] >= TARGET_TAU else f"missed by {TARGET_TAU - row['kendall_tau']:.2f}"
         regret_ok = ("-" if regret != regret else "met" if regret <= TARGET_REGRET
@@ -521,6 +533,9 @@ def main(argv=None) -> int:
     p.add_argument("--reference", nargs="+", type=reference_arg, default=[], metavar="NAME=FILE",
                    help="per-arch scores from elsewhere to rank beside the supernets (JSON or CSV; see "
                    "benchmarks/tables/reference_scores.py)")
+    p.add_argument("--default-proxy", action="store_true",
+                   help="also rank each supernet's default proxy (DEFAULT_PROXY with that supernet's proxy_err, "
+                        "the zero-cost members at the --zc-* settings)")
     p.add_argument("--max-members", type=int, default=4, help="largest label-free ensemble tried (default 4)")
     p.add_argument("--label-counts", type=int, nargs="*", default=[], metavar="N",
                    help="few-label ranker sweep: labelled cells drawn at random per run, e.g. 0 20 50 100 200 (0 = "

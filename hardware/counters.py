@@ -45,8 +45,8 @@ def flops_m(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> 
     # FlopCounterMode names a module '<root class>.<path>'; subtract what the exempt modules counted.
     per_module = counter.get_flop_counts()
     root = type(model).__name__
-    exempt = sum(sum(per_module.get(f"{root}.{name}", {}).values()) for name, module in model.named_modules()
-                 if name and getattr(module, "counts_no_flops", False))
+    exempt = sum(sum(per_module.get(f"{root}.{name}" if name else root, {}).values())
+                 for name, module in model.named_modules() if getattr(module, "counts_no_flops", False))
     return (counter.get_total_flops() - exempt) / 1e6
 
 

@@ -45,7 +45,8 @@ class AvgPool3x3(nn.Module):
     times each position's inverse window size. Same function to float rounding (the sum's order differs), with
     no parameters, so checkpoints are unchanged; 3.5-5x faster than `nn.AvgPool2d` on CPU for NB201's
     shapes, where PyTorch's pooling kernel is slower than a 3x3 convolution (`benchmarks/results/proxy_speed.md`).
-    FLOP counters count it as the pooling it is (none), not as a convolution."""
+    FLOP counters count it as the pooling it is (none), not as a convolution, and exports (traced) hold
+    `nn.AvgPool2d`'s own op."""
 
     counts_no_flops = True
 
@@ -64,6 +65,9 @@ class AvgPool3x3(nn.Module):
         return self._consts[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            # Exports (TorchScript, ONNX) carry the standard pooling op that deployment tools know.
+            return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
         kernel, inverse_count = self._constants(x)
         return F.conv2d(x, kernel, padding=1, groups=x.shape[1]) * inverse_count
 

@@ -212,7 +212,7 @@ def test_ranking_benchmark_chooses_ensembles_on_one_half_and_sweeps_labels(tiny_
     args = ["--supernet", str(tiny_run), "--sample", "40", "--proxy", "recalibrate:32", "--calib-batches", "1",
             "--zero-cost", "naswot", "jacob_cov", "live_flops", "live_convs", "--zc-channels", "4", "--zc-batch-size",
             "16", "--max-members", "2", "--label-counts", "0", "20", "--label-seeds", "0", "1", "--scores",
-            str(scores), "--out", str(out)]
+            str(scores), "--default-proxy", "--out", str(out)]
     assert ranking_main(args) == 0
     text = out.read_text()
     for section in ("## Label-free ensembles", "### Ablation: what each member of the default adds",
@@ -228,6 +228,8 @@ def test_ranking_benchmark_chooses_ensembles_on_one_half_and_sweeps_labels(tiny_
     members = chosen.split("+")
     assert all(m in ("proxy_err", "zc:naswot", "zc:jacob_cov", "zc:live_flops", "zc:live_convs") for m in members)
     assert np.isfinite(frame["default"]).all() and np.isfinite(frame["ensemble_chosen"]).all()
+    # --default-proxy: the supernet's own default proxy, here the same supernet and settings as `default`
+    np.testing.assert_allclose(frame["ensemble_default_spos_recalibrate_32"], frame["default"])
 
 
 def test_the_choice_rule_reads_the_selection_half_only():
