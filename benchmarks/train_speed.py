@@ -69,7 +69,12 @@ def _build(cfg: TrainConfig, n_batches: int, data: str):
 
         train = [batch() for _ in range(n_batches)]
         val = [batch() for _ in range(n_batches)]
-    return model, mode, [(x, y, v if mode.bilevel else None) for (x, y), v in zip(train, val)]
+    # The trainer's memory layout (channels-last by default), for the model and every batch alike.
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    model.to(memory_format=layout)
+    fmt = lambda t: t.contiguous(memory_format=layout)  # noqa: E731
+    return model, mode, [(fmt(x), y, (fmt(v[0]), v[1]) if mode.bilevel else None)
+                         for (x, y), v in zip(train, val)]
 
 
 def _sync(device: str) -> None:
