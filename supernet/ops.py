@@ -43,8 +43,9 @@ class AvgPool3x3(nn.Module):
     """NB201's `avg_pool_3x3`: 3x3 average pooling, stride 1, padding 1, padded positions not counted
     (`nn.AvgPool2d(3, 1, 1, count_include_pad=False)`), computed as a depthwise convolution with a ones kernel
     times each position's inverse window size. Same function to float rounding (the sum's order differs), with
-    no parameters, so checkpoints are unchanged; 3.5-5x faster than `nn.AvgPool2d` on CPU for NB201's
-    shapes, where PyTorch's pooling kernel is slower than a 3x3 convolution (`benchmarks/results/proxy_speed.md`).
+    no parameters, so checkpoints are unchanged. On CPU, where PyTorch's pooling kernel is slower than a 3x3
+    convolution at NB201's shapes, the op alone is 3.5-5x `nn.AvgPool2d` and scoring a cell 1.18x
+    (`benchmarks/results/proxy_speed.md`).
     FLOP counters count it as the pooling it is (none), not as a convolution, and exports (traced) hold
     `nn.AvgPool2d`'s own op."""
 

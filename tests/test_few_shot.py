@@ -88,10 +88,17 @@ def test_a_few_shot_run_fine_tunes_each_part_from_the_parent_on_its_own_paths(da
     assert len(by_model) == 6 and len(by_model[0]) > 1 and by_model[1:] == [{k} for k in range(5)]
     stems = [part.stem[0].weight for part in model.parts]
     assert all(not torch.equal(stems[0], s) for s in stems[1:])  # fine-tuned apart
+    # the proxy scores each arch with the weights of its own part
     ev = ProxyEvaluator(tmp_path / "run", ProxySettings(calib_batches=1, eval_images=64), data=str(data_dir),
                         progress=False)
-    assert 0.0 <= ev.accuracy([get_space("nb201").from_str(
-        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")])[0] <= 100
+    for op in (2, 3):
+        arch = get_space("nb201").from_str(
+            "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+        arch = arch[:EDGE] + (op,) + arch[EDGE + 1:]
+        stem = ev.subnet(arch).stem[0].weight
+        assert torch.equal(stem, model.parts[op].stem[0].weight)
+        assert not torch.equal(stem, model.parts[5 - op].stem[0].weight)
+        assert 0.0 <= ev.accuracy([arch])[0] <= 100
 
 
 def test_a_few_shot_run_resumed_across_the_split_equals_an_uninterrupted_one(data_dir, tmp_path,

@@ -201,3 +201,29 @@ def test_load_supernet_round_trip_gives_the_same_held_out_accuracy(spos_run):
     arch = space.from_index(1)
     held_out = batches["held_out"]
     assert held_out_accuracy(model, held_out, arch) == held_out_accuracy(again, held_out, arch)
+
+
+def test_channels_last_training_computes_what_the_default_layout_does(data_dir, tmp_path):
+    """`--channels-last` (the default) changes the memory layout only: one SPOS step from the same weights
+    gives the same loss, and the same update of every weight to float rounding (BatchNorm's backward
+    amplifies rounding: the updates agree to 1% of their norm, where another path or batch would differ
+    entirely)."""
+    after, before = {}, {}
+    for cl in (False, True):
+        cfg = _cfg(data_dir, tmp_path / str(cl), mode="spos", channels_last=cl)
+        _, model, _, _, mode, batches = build_run(cfg)
+        assert model.stem[0].weight.is_contiguous(memory_format=torch.channels_last) == cl
+        x, y = next(iter(batches["train"]))
+        before[cl] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        layout = torch.channels_last if cl else torch.contiguous_format
+        model.train()
+        loss, _ = mode.train_step(x.contiguous(memory_format=layout), y)
+        after[cl] = (loss, {k: v.detach().clone() for k, v in model.state_dict().items()})
+    assert after[True][0] == pytest.approx(after[False][0], rel=1e-5)
+    for k, v in after[False][1].items():
+        assert torch.equal(before[True][k], before[False][k])
+        if not v.is_floating_point():
+            continue
+        update = v - before[False][k]
+        gap = after[True][1][k] - v
+        assert gap.norm() <= 0.01 * update.norm() + 1e-7, k
