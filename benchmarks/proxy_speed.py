@@ -1,6 +1,6 @@
 """How fast is the supernet proxy, and what does scoring the whole NB201 space cost?
 
-The same K canonical cells are scored by four `ProxyEvaluator`s of one supernet, same settings, no cache, each
+The same K canonical cells are scored by five `ProxyEvaluator`s of one supernet, same settings, no cache, each
 adding one speed-up to the one before:
 
 1. `before`: subnets and held-out images in the default (contiguous) memory layout, `nn.AvgPool2d` for the
@@ -8,9 +8,11 @@ adding one speed-up to the one before:
 2. `+ channels-last`: subnets and images in channels-last layout;
 3. `+ pooling as a convolution`: `supernet.ops.AvgPool3x3` (a depthwise ones-kernel convolution times the
    inverse window size; PyTorch's CPU pooling kernel is slower than a 3x3 convolution at these shapes);
-4. `+ BN folded` (now): each eval-mode BatchNorm folded into the convolution before it.
+4. `+ BN folded`: each eval-mode BatchNorm folded into the convolution before it;
+5. `+ recalibration channels-last` (now): the BN recalibration pass too runs in channels-last layout (rows 2-4
+   recalibrate in the default layout and convert the recalibrated subnet).
 
-They are timed interleaved (1, 2, 3, 4, 1, 2, ...) `--repeats` times, so all see the same machine; each reports
+They are timed interleaved (1, 2, 3, 4, 5, 1, 2, ...) `--repeats` times, so all see the same machine; each reports
 seconds per cell (best and median repeat), and its accuracies are compared with `before` (each change alters
 float rounding only). The zero-cost signals are then timed on the same cells (fresh, seeded, no cache), and the
 whole-space cost of the default proxy is the sum of its members' rates times 6,466 cells.
@@ -75,11 +77,24 @@ def _with_torch_pooling(module):
     return module
 
 
-#: (name, channels-last, pooling as a convolution, BN folded): each row adds one speed-up to the row before
-VARIANTS = (("before: contiguous, nn.AvgPool2d, BN as is", False, False, False),
-            ("+ channels-last", True, False, False),
-            ("+ pooling as a convolution", True, True, False),
-            ("+ BN folded (now)", True, True, True))
+#: (name, channels-last, pooling as a convolution, BN folded, recalibration channels-last): each row adds one
+#: speed-up to the row before
+VARIANTS = (("before: contiguous, nn.AvgPool2d, BN as is", False, False, False, False),
+            ("+ channels-last", True, False, False, False),
+            ("+ pooling as a convolution", True, True, False, False),
+            ("+ BN folded", True, True, True, False),
+            ("+ recalibration channels-last (now)", True, True, True, True))
+
+
+def _variant_subnet(make, conv_pool: bool, calib_layout: bool):
+    """`ProxyEvaluator.subnet` as an older path built it: torch pooling unless `conv_pool`, recalibrated in the
+    default layout unless `calib_layout` (the scorer converts the subnet to its layout afterwards)."""
+    import torch
+
+    def subnet(arch, memory_format=torch.contiguous_format):
+        net = make(arch, memory_format if calib_layout else torch.contiguous_format)
+        return net if conv_pool else _with_torch_pooling(net)
+    return subnet
 
 
 def run(args: argparse.Namespace) -> str:
@@ -92,11 +107,10 @@ def run(args: argparse.Namespace) -> str:
     settings = ProxySettings(eval_images=args.eval_images, calib_batches=args.calib_batches)
     scratch = Path(tempfile.mkdtemp(prefix="hwnas_proxy_speed_"))
     evaluators = {}
-    for i, (name, channels_last, conv_pool, fold) in enumerate(VARIANTS):
+    for i, (name, channels_last, conv_pool, fold, calib_layout) in enumerate(VARIANTS):
         ev = ProxyEvaluator(args.supernet, settings, cache=scratch / f"{i}.sqlite", data=args.data, progress=False,
                             channels_last=channels_last, fold_bn=fold)
-        if not conv_pool:
-            ev.subnet = (lambda make: lambda arch: _with_torch_pooling(make(arch)))(ev.subnet)
+        ev.subnet = _variant_subnet(ev.subnet, conv_pool, calib_layout)
         evaluators[name] = ev
     space = next(iter(evaluators.values())).space
     archs = sample_classes(space, args.archs, seed=1)

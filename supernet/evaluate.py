@@ -92,8 +92,8 @@ class ProxyEvaluator(CachedScorer):
         self._batches: tuple[list[tuple[torch.Tensor, torch.Tensor]], list[torch.Tensor]] | None = None
 
     def _load_batches(self) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[torch.Tensor]]:
-        """(held-out batches, calibration batches), normalised once and kept; the held-out images in the layout
-        the subnets are scored in (channels-last unless `channels_last=False`)."""
+        """(held-out batches, calibration batches), normalised once and kept, in the layout the subnets are
+        scored in (channels-last unless `channels_last=False`)."""
         if self._batches is None:
             s, cfg = self.settings, self.config
             raw = load_dataset(cfg["dataset"], self._data or cfg.get("data"))
@@ -104,17 +104,19 @@ class ProxyEvaluator(CachedScorer):
                                      device=self.device)
             calib_src = TensorBatches(*splits.train, s.calib_batch_size, raw.mean, raw.std, augment=False,
                                       shuffle=True, seed=s.calib_seed, drop_last=True, device=self.device)
-            calib = [x for _, (x, _) in zip(range(s.calib_batches), calib_src)]
+            calib = [x.contiguous(memory_format=self.layout) for _, (x, _) in zip(range(s.calib_batches), calib_src)]
             held = [(x.contiguous(memory_format=self.layout), y) for x, y in held_out]
             self._batches = (held, calib)
         return self._batches
 
     @torch.no_grad()
-    def subnet(self, arch: Arch) -> torch.nn.Module:
+    def subnet(self, arch: Arch, memory_format: torch.memory_format = torch.contiguous_format) -> torch.nn.Module:
         """The eval-mode subnet with inherited weights, BN statistics recalibrated when the settings say so
-        (what is scored, and what `hwnas export` writes). A few-shot supernet lends the weights of the part
-        that owns `arch`."""
+        (what is scored, and what `hwnas export` writes), in `memory_format` (scoring recalibrates in its own
+        channels-last layout: 1.36x faster than the default layout at C=8, N=1). A few-shot supernet lends the
+        weights of the part that owns `arch`."""
         subnet = self.space.build_subnet(arch, supernet=route(self.supernet, arch)).to(self.device)
+        subnet = subnet.to(memory_format=memory_format)
         if self.settings.bn_mode == "recalibrate":
             recalibrate_bn(subnet, self._load_batches()[1], subnet)
         return subnet.eval()
@@ -126,7 +128,7 @@ class ProxyEvaluator(CachedScorer):
         (1.19x more; not in `batch` mode, which needs the BN layers), both measured side by side in
         `benchmarks/results/proxy_speed.md`; both change float rounding only."""
         held_out, _ = self._load_batches()
-        subnet = self.subnet(arch)
+        subnet = self.subnet(arch, self.layout)
         mode = self.settings.bn_mode
         if mode != "batch" and self.fold_bn:
             fold_batchnorm(subnet)
