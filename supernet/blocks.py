@@ -34,13 +34,13 @@ def classifier_head(c_in: int, c_mid: int | None, num_classes: int, act: type[nn
 
 
 class InvertedResidual(nn.Module):
-    """MobileNetV2 block: 1x1 expand to `hidden` (left out when hidden == c_in), BN, ReLU6; k x k depthwise
-    (stride), BN, ReLU6; 1x1 project, BN; plus the input when stride is 1 and widths match."""
+    """MobileNetV2 block: 1x1 expand to `hidden` (left out when hidden == c_in, unless `expand`), BN, ReLU6;
+    k x k depthwise (stride), BN, ReLU6; 1x1 project, BN; plus the input when stride is 1 and widths match."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, kernel: int, hidden: int):
+    def __init__(self, c_in: int, c_out: int, stride: int, kernel: int, hidden: int, expand: bool | None = None):
         super().__init__()
         layers: list[nn.Module] = []
-        if hidden != c_in:
+        if expand or (expand is None and hidden != c_in):
             layers.append(conv_bn(c_in, hidden, 1, act=nn.ReLU6))
         layers += [conv_bn(hidden, hidden, kernel, stride, groups=hidden, act=nn.ReLU6),
                    conv_bn(hidden, c_out, 1, act=None)]

@@ -2,9 +2,10 @@
 each, one block chosen out of that layer's candidates) and a fixed head. It serves as the weight-sharing
 supernet and as a standalone subnet, like `NB201Network`:
 
-- the supernet holds every candidate block of every layer; a subnet only its arch's blocks, under the
-  same parameter names (`layers.<i>.blocks.<choice>...`), so loading the supernet's matching entries is
-  weight inheritance and both compute the same function;
+- the supernet holds every candidate block of every layer, one set of weights per block (`ChoiceLayer`) or, where
+  the space shares weights inside a layer, one full-size block per weight group that its members are cut from
+  (`supernet.sharing.SharedChoiceLayer`); a subnet holds only its arch's blocks (`layers.<i>.blocks.<choice>...`),
+  and inheriting a layer's weights is copying or cutting them (`block_state`), so both compute the same function;
 - forwards: single path `net(x, arch)`, DARTS mixture `net(x, weights=W)` with W (layers, max choices),
   GDAS hard sample `net(x, hard=(H, index))`; entries of W/H beyond a layer's choices are ignored.
 
@@ -44,20 +45,33 @@ class ChoiceLayer(nn.Module):
     def forward(self, x: torch.Tensor, choice: int) -> torch.Tensor:
         return self.blocks[str(choice)](x)
 
+    def block_state(self, choice: int) -> dict[str, torch.Tensor]:
+        """The state dict a standalone block of `choice` inherits."""
+        return self.blocks[str(choice)].state_dict()
+
+    def block(self, choice: int) -> nn.Module:
+        """The block of `choice` with its weights."""
+        return self.blocks[str(choice)]
+
 
 class LayerwiseNetwork(nn.Module):
     """Stem -> searchable layers -> head; supernet (`arch=None`) or subnet (only `arch`'s blocks built)."""
 
     def __init__(self, stem: nn.Module, specs: Sequence[LayerSpec], make_block: Callable[[str, LayerSpec], nn.Module],
-                 head: nn.Module, config: dict, arch: Sequence[int] | None = None):
+                 head: nn.Module, config: dict, arch: Sequence[int] | None = None,
+                 make_layer: Callable[[LayerSpec], nn.Module] | None = None):
+        """`make_layer(spec)` builds a supernet layer (default: `ChoiceLayer`, one set of weights per block);
+        a subnet's layers are always `ChoiceLayer`s of the arch's blocks."""
         super().__init__()
         self.config = dict(config)
         self.arch = tuple(int(a) for a in arch) if arch is not None else None
         self.specs = tuple(specs)
         self.stem = stem
-        self.layers = nn.ModuleList(
-            ChoiceLayer(spec, make_block, None if self.arch is None else [self.arch[i]])
-            for i, spec in enumerate(self.specs))
+        if self.arch is None and make_layer is not None:
+            self.layers = nn.ModuleList(make_layer(spec) for spec in self.specs)
+        else:
+            self.layers = nn.ModuleList(ChoiceLayer(spec, make_block, None if self.arch is None else [self.arch[i]])
+                                        for i, spec in enumerate(self.specs))
         self.head = head
 
     def forward(self, x: torch.Tensor, arch: Sequence[int] | None = None, weights: torch.Tensor | None = None,
@@ -82,10 +96,27 @@ class LayerwiseNetwork(nn.Module):
         return self.head(x)
 
     def inherit_from(self, supernet: "LayerwiseNetwork") -> "LayerwiseNetwork":
-        """Copy the matching weights and BN statistics of `supernet` into this subnet."""
-        own, theirs = self.state_dict(), supernet.state_dict()
+        """Copy the weights and BN statistics this subnet's arch uses from `supernet`: stem and head by name,
+        each layer's block from the supernet layer's `block_state` (copied, or cut from a shared block)."""
+        own, theirs = self.state_dict(), dict(supernet.state_dict())
+        if self.arch is None or len(supernet.layers) != len(self.layers):
+            raise UsageError("weights are inherited by a subnet from a supernet of the same space and config")
+        for i, (layer, choice) in enumerate(zip(supernet.layers, self.arch)):
+            prefix = f"layers.{i}.blocks.{choice}."
+            theirs.update({prefix + k: v for k, v in layer.block_state(choice).items()})
         for k, v in own.items():
             if k not in theirs or theirs[k].shape != v.shape:
                 raise UsageError(f"supernet lacks parameter '{k}' of this shape: it was built with another config")
         self.load_state_dict({k: theirs[k] for k in own})
         return self
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """`nn.Module.load_state_dict`, refusing with one line a supernet checkpoint that keeps one set of weights
+        per block where this space now shares them."""
+        if self.arch is None:
+            for i, layer in enumerate(self.layers):
+                for choice in getattr(layer, "group_of_choice", {}):
+                    if any(k.startswith(f"layers.{i}.blocks.{choice}.") for k in state_dict):
+                        raise UsageError("this supernet checkpoint predates weight sharing inside layers (one set of "
+                                         "weights per block choice); retrain it with this version of hwnas train")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)

@@ -33,7 +33,7 @@ from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_
 from .data import SEARCH_PROTOCOLS, TensorBatches, load_dataset, make_splits
 from .few_shot import FewShotSupernet, check_split
 from .modes import get_mode, list_modes
-from .modes.spos import SAMPLERS
+from .modes.spos import SAMPLERS, check_schedule
 from .spaces import SpaceConfig, get_space, space_from_config
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,8 @@ CHECKPOINT = "supernet.pt"
 LOG = "train.log"
 # Settings a resumed run must share with the checkpoint it continues (epochs may grow; out/device may move).
 _SAME_ON_RESUME = ("space", "space_options", "mode", "dataset", "channels", "cells", "max_images", "batch_size", "seed",
-                   "lr", "weight_decay", "order", "arch_lr", "protocol", "sampler", "few_shot_edge", "few_shot_epochs")
+                   "lr", "weight_decay", "order", "arch_lr", "protocol", "sampler", "few_shot_edge", "few_shot_epochs",
+                   "distill", "schedule")
 
 
 @dataclass
@@ -51,8 +52,15 @@ class TrainConfig(SpaceConfig):
 
     mode: str = option("spos", help="training mode", choices=list_modes)
     sampler: str = option("uniform", help="SPOS path sampler: uniform (over arch strings, the paper's), canonical "
-                                          "(uniform over isomorphism classes) or fair (FairNAS: every choice of every "
-                                          "decision once per step, at m times the compute)")
+                                          "(uniform over isomorphism classes), fair (FairNAS: every choice of every "
+                                          "decision once per step, at m times the compute) or sandwich (BigNAS: "
+                                          "largest, smallest and 2 random paths per step, 4x the compute; layer-wise "
+                                          "spaces)")
+    distill: bool = option(True, help="with --sampler sandwich: in-place distillation, the paths other than the "
+                                      "largest learn from its soft predictions (BigNAS/OFA); --no-distill: labels")
+    schedule: str = option("none", help="SPOS schedule: none, or progressive (Once-for-All's progressive "
+                                        "shrinking: largest block, then every kernel, then depth, then widths, "
+                                        "equal shares of the epochs; mobilenet)")
     few_shot_edge: int | None = option(None, help="few-shot NAS (Zhao et al., ICML 2021; SPOS only): split the supernet "
                                                    "on decision K (an NB201 edge 0-5, a layer) into one sub-supernet "
                                                    "per choice, each fine-tuned from the parent on the paths taking "
@@ -98,6 +106,9 @@ class TrainConfig(SpaceConfig):
             raise UsageError(f"unknown SPOS sampler '{self.sampler}'; valid: {', '.join(SAMPLERS)}")
         if self.sampler != "uniform" and self.mode != "spos":
             raise UsageError(f"--sampler {self.sampler} is an SPOS option; mode '{self.mode}' samples by its own rule")
+        if self.schedule != "none" and self.mode != "spos":
+            raise UsageError(f"--schedule {self.schedule} is an SPOS option; mode '{self.mode}' samples by its own rule")
+        check_schedule(get_space(self.space, **self.space_options), self.sampler, self.schedule)
         if self.few_shot_edge is not None:
             if self.mode != "spos":
                 raise UsageError(f"--few-shot-edge is an SPOS option; mode '{self.mode}' trains no single paths")
@@ -177,7 +188,8 @@ def make_optimizer(cfg: TrainConfig, model: torch.nn.Module):
 def make_mode(cfg: TrainConfig, model: torch.nn.Module, space, optimizer, fixed: dict[int, int] | None = None):
     """The training mode `cfg` names, on `model` (with SPOS's sampler and, for a few-shot part, its pinned
     decision)."""
-    spos = {"sampler": cfg.sampler, "fixed": fixed} if cfg.mode == "spos" else {}
+    spos = ({"sampler": cfg.sampler, "fixed": fixed, "distill": cfg.distill, "schedule": cfg.schedule}
+            if cfg.mode == "spos" else {})
     return get_mode(cfg.mode)(model, space, optimizer, seed=cfg.seed, order=cfg.order, arch_lr=cfg.arch_lr, **spos)
 
 
@@ -268,8 +280,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             if old.get(key) != getattr(cfg, key):
                 raise UsageError(f"checkpoint '{ckpt_path}' was trained with {key}={old.get(key)!r}; "
                                  f"this run asks {key}={getattr(cfg, key)!r}")
-        if cfg.few_shot_edge is not None and old["epochs"] != cfg.epochs:
-            raise UsageError(f"a few-shot run keeps its --epochs on resume: '{ckpt_path}' has {old['epochs']}, "
+        if (cfg.few_shot_edge is not None or cfg.schedule != "none") and old["epochs"] != cfg.epochs:
+            what = "a few-shot run" if cfg.few_shot_edge is not None else f"a {cfg.schedule} schedule"
+            raise UsageError(f"{what} keeps its --epochs on resume: '{ckpt_path}' has {old['epochs']}, "
                              f"this run asks {cfg.epochs}")
     with log_to_file(out / LOG):
         return _train(cfg, ckpt, out)

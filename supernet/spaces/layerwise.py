@@ -19,6 +19,7 @@ import torch.nn as nn
 from hwnas.core.errors import UsageError
 
 from ..layerwise_net import LayerSpec, LayerwiseNetwork
+from ..sharing import SharedChoiceLayer
 from .base import Arch, SearchSpace
 
 
@@ -79,6 +80,13 @@ class LayerwiseSpace(SearchSpace):
         """Head after the last layer (`c_in` channels); `channels` is C, for widths given as multiples."""
         raise NotImplementedError
 
+    def shared_group(self, name: str) -> str | None:
+        """The weight group block `name` is cut from inside its layer (`supernet.sharing`), or None for a block
+        with weights of its own (the default: no sharing)."""
+        return None
+
+    kernel_transform: bool = False  # OFA's learned kernel transformation between kernel sizes of a group
+
     # --- layout --------------------------------------------------------------------------------------
     def width(self, multiple: float, channels: int) -> int:
         """round(multiple * C) to a multiple of `width_divisor` (at least one divisor)."""
@@ -110,6 +118,27 @@ class LayerwiseSpace(SearchSpace):
     def num_choices(self) -> tuple[int, ...]:
         return tuple(len(c) for c in self._layer_choices)
 
+    # --- block sizes (the sandwich rule) -------------------------------------------------------------
+    def choice_params(self, layer: int, channels: int = 16) -> list[int]:
+        """Parameters of each candidate block of layer `layer` at C=`channels` (built on the meta device)."""
+        key = (layer, channels)
+        cache = self.__dict__.setdefault("_choice_params", {})
+        if key not in cache:
+            spec = self.layer_specs(channels)[layer]
+            with torch.device("meta"):
+                cache[key] = [sum(p.numel() for p in self.make_block(n, spec).parameters()) for n in spec.choices]
+        return cache[key]
+
+    def largest_arch(self) -> Arch:
+        """Each layer's block with the most parameters (the sandwich rule's largest path)."""
+        return tuple(int(max(range(n), key=lambda k: (self.choice_params(i)[k], -k)))
+                     for i, n in enumerate(self.num_choices))
+
+    def smallest_arch(self) -> Arch:
+        """Each layer's block with the fewest parameters (`skip` where a layer has it)."""
+        return tuple(int(min(range(n), key=lambda k: (self.choice_params(i)[k], k)))
+                     for i, n in enumerate(self.num_choices))
+
     # --- strings -------------------------------------------------------------------------------------
     def to_str(self, arch: Arch) -> str:
         arch = self.validate(arch)
@@ -131,8 +160,15 @@ class LayerwiseSpace(SearchSpace):
     def _network(self, channels: int, cells: int, num_classes: int, arch: Arch | None) -> LayerwiseNetwork:
         specs = self.layer_specs(channels)
         config = dict(channels=channels, cells=cells, num_classes=num_classes)
+        shared = any(self.shared_group(n) is not None for n in set().union(*(s.choices for s in specs)))
+        make_layer = None
+        if shared:
+            def make_layer(spec: LayerSpec) -> nn.Module:
+                return SharedChoiceLayer(spec.choices, lambda name: self.make_block(name, spec), self.shared_group,
+                                         self.kernel_transform)
         return LayerwiseNetwork(self.make_stem(specs[0].c_in), specs, self.make_block,
-                                self.make_head(specs[-1].c_out, num_classes, channels), config, arch=arch)
+                                self.make_head(specs[-1].c_out, num_classes, channels), config, arch=arch,
+                                make_layer=make_layer)
 
     def build_supernet(self, channels: int = 16, cells: int = 5, num_classes: int = 10,
                        **cfg: Any) -> LayerwiseNetwork:
@@ -162,7 +198,9 @@ class LayerwiseSpace(SearchSpace):
         blocks: dict[str, tuple[nn.Module, tuple[int, ...]]] = {"stem": (net.stem, (b, c, h, w))}
         for i, (layer, spec) in enumerate(zip(net.layers, net.specs)):
             for k, name in enumerate(spec.choices):
-                blocks.setdefault(self._block_key(i, name), (layer.blocks[str(k)], (b, *x.shape[1:])))
+                key = self._block_key(i, name)
+                if key not in blocks:
+                    blocks[key] = (layer.block(k), (b, *x.shape[1:]))
             x = layer(x, 0)
         blocks["head"] = (net.head, (b, *x.shape[1:]))
         return blocks

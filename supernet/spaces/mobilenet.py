@@ -19,9 +19,15 @@ Identity rule: `skip` (identity) is a seventh choice on every layer except the f
 which changes the width and/or the resolution, so the default space has 7^15 * 6^5 ~ 3.7e16 subnets
 (the often-quoted 7^20 counts identity on those first layers too, which no tensor shape allows).
 
+Weight sharing inside a layer (Once-for-All; `supernet.sharing`): the supernet keeps one block per layer at the
+largest kernel and expansion; a smaller kernel is the centre of the largest one and a smaller expansion the
+first hidden channels of the largest (with `kernel_transform: true`, OFA's learned kernel-transformation
+matrices map each kernel size to the next smaller one). `skip` has no weights. So that every block cuts from
+the same tensors, the 1x1 expansion is always there (MobileNetV2 leaves it out at expansion 1).
+
 Hardware-tailored widths (HTAS): with `hidden` (one list of absolute expanded-channel counts per
 stage, chosen by `hwnas space tailor` for C=`hidden_channels`), the blocks are `k<k>h<hidden>` instead of
-`k<k>e<e>`.
+`k<k>e<e>`, each cut from the widest.
 """
 from __future__ import annotations
 
@@ -59,18 +65,21 @@ def _hidden_lists(hidden: Any, num_stages: int) -> tuple[tuple[int, ...], ...]:
 @register_space("mobilenet")
 class MobileNetSpace(LayerwiseSpace):
     """Layer-wise MobileNetV2 space (see module docstring); options `stages`, `kernels`, `expansions`,
-    and tailored `hidden` + `hidden_channels`."""
+    tailored `hidden` + `hidden_channels`, and `kernel_transform`."""
 
     default_stages = ((1.5, 4, 1), (2, 4, 2), (4, 4, 2), (6, 4, 1), (10, 4, 2))
     stem_multiple = 2.0
     head_multiple = 80.0
-    extra_options = ("kernels", "expansions", "hidden", "hidden_channels")
+    extra_options = ("kernels", "expansions", "hidden", "hidden_channels", "kernel_transform")
 
     def __init__(self, stages: Sequence[Sequence] | None = None, kernels: Sequence[int] = KERNELS,
                  expansions: Sequence[int] = EXPANSIONS, hidden: Any = None, hidden_channels: int | None = None,
-                 **unknown: Any):
+                 kernel_transform: bool = False, **unknown: Any):
         if unknown:
             super().__init__(stages, **unknown)  # ValueError naming the unknown option and the valid ones
+        if not isinstance(kernel_transform, bool):
+            raise UsageError(f"space 'mobilenet': kernel_transform must be true or false, got {kernel_transform!r}")
+        self.kernel_transform = kernel_transform
         if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0 for k in kernels) or not kernels:
             raise UsageError(f"space 'mobilenet': kernels must be odd positive integers, got {list(kernels)}")
         if any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in expansions) or not expansions:
@@ -89,6 +98,8 @@ class MobileNetSpace(LayerwiseSpace):
             self.options["expansions"] = list(self.expansions)
         if self.hidden is not None:
             self.options.update(hidden=[list(h) for h in self.hidden], hidden_channels=int(hidden_channels))
+        if kernel_transform:
+            self.options["kernel_transform"] = True
 
     def stage_choices(self, stage: int, index: int) -> list[str]:
         if self.hidden is None:
@@ -103,6 +114,26 @@ class MobileNetSpace(LayerwiseSpace):
                              f"(re-run hwnas space tailor with --channels {channels})")
         return super().build_supernet(channels, cells, num_classes, **cfg)
 
+    def shrink_phases(self) -> list[tuple[str, list[list[int]]]]:
+        """Once-for-All's progressive shrinking, as (phase, allowed choices per layer): the largest block, then
+        every kernel at the largest width, then skip too (elastic depth), then every width."""
+        phases = []
+        for phase in ("largest", "kernel", "depth", "width"):
+            allowed = []
+            for i in range(len(self.num_choices)):
+                names = self.choices(i)
+                blocks = [(j, *_BLOCK.match(n).groups()) for j, n in enumerate(names) if n != "skip"]
+                k_max = max(int(k) for _, k, _, _ in blocks)
+                w_max = max(int(v) for _, _, _, v in blocks)
+                ok = [j for j, k, _, v in blocks if int(v) == w_max and (phase != "largest" or int(k) == k_max)]
+                if phase == "width":
+                    ok = [j for j, *_ in blocks]
+                if phase in ("depth", "width") and "skip" in names:
+                    ok.append(names.index("skip"))
+                allowed.append(sorted(ok))
+            phases.append((phase, allowed))
+        return phases
+
     def make_stem(self, c_out: int) -> nn.Module:
         return conv_bn(3, c_out, 3, act=nn.ReLU6)
 
@@ -111,7 +142,11 @@ class MobileNetSpace(LayerwiseSpace):
             return nn.Identity()
         kernel, kind, value = _BLOCK.match(name).groups()
         hidden = int(value) if kind == "h" else spec.c_in * int(value)
-        return InvertedResidual(spec.c_in, spec.c_out, spec.stride, int(kernel), hidden)
+        return InvertedResidual(spec.c_in, spec.c_out, spec.stride, int(kernel), hidden, expand=True)
+
+    def shared_group(self, name: str) -> str | None:
+        """Every inverted bottleneck of a layer is cut from the largest one; `skip` has no weights."""
+        return None if name == "skip" else "mbconv"
 
     def make_head(self, c_in: int, num_classes: int, channels: int) -> nn.Module:
         return classifier_head(c_in, self.width(self.head_multiple, channels), num_classes, act=nn.ReLU6)

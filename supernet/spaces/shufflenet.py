@@ -10,6 +10,10 @@ Choices per layer (`supernet.blocks.ShuffleUnit`): `shuffle3`, `shuffle5`, `shuf
 with a k x k depthwise conv) and `xception` (three depthwise 3x3 + pointwise pairs), plus `skip` (identity)
 as a fifth choice on every layer except the first of each stage, which changes width and/or resolution:
 4^4 * 5^16 ~ 3.9e13 subnets (4^20 ~ 1.1e12 without identity). Widths are kept even (channel split).
+
+Weight sharing inside a layer (`supernet.sharing`): `shuffle3` and `shuffle5` are cut from `shuffle7`, whose
+depthwise kernels they take the centre of (all their other weights have the same shapes, so they are the
+same tensors); `xception` keeps weights of its own, and `skip` has none.
 """
 from __future__ import annotations
 
@@ -46,3 +50,7 @@ class ShuffleNetSpace(LayerwiseSpace):
 
     def make_head(self, c_in: int, num_classes: int, channels: int) -> nn.Module:
         return classifier_head(c_in, self.width(self.head_multiple, channels), num_classes)
+
+    def shared_group(self, name: str) -> str | None:
+        """The shuffle units share one set of weights (kernels cut from the 7x7); Xception and skip do not."""
+        return "shuffle" if name.startswith("shuffle") else None
