@@ -50,14 +50,15 @@ class ProxySettings:
     calib_batches: int = option(2, help="training batches for BN recalibration")
     calib_batch_size: int = option(64, help="images per BN recalibration batch")
     # held-out images scored per arch. The default proxy (an ensemble of this accuracy and three zero-cost
-    # signals) was measured at 2,000 images and 2 calibration batches: tau 0.69 over the 6,466 canonical cells
-    # (benchmarks/results/ranking.md), so that is the default, at 0.26 s per cell (C=8, N=1, 2 cores). The
-    # supernet's accuracy alone is noisy there (binomial error ~1 point on 2,000 images, as large as its
+    # signals) ranks the 6,466 canonical cells as well on 1,000 images as on 2,000 (tau 0.684 vs 0.690, worst
+    # device's mean regret 0.85 vs 0.86; benchmarks/results/ranking.md), and 1,000 brings a whole-space score
+    # under 30 minutes on 2 cores (27.5 min; benchmarks/results/score_all.md), so that is the default. The
+    # supernet's accuracy alone is noisy there (binomial error ~1.5 points on 1,000 images, as large as its
     # spread over good cells): with --accuracy proxy_err, use 5,000 (the CPU SPOS supernet's tau rose from
     # 0.21 at 1,000 to 0.39 at 5,000; benchmarks/results/ranking_supernets.md)
-    eval_images: int = option(2000, help="held-out images scored per subnet (the default proxy was measured at "
-                                         "2,000; for the supernet's accuracy alone, --accuracy proxy_err, 5,000 "
-                                         "rank better: benchmarks/results/ranking_supernets.md)")
+    eval_images: int = option(1000, help="held-out images scored per subnet (the default proxy ranks as well on "
+                                         "1,000 as on 2,000; for the supernet's accuracy alone, --accuracy "
+                                         "proxy_err, 5,000 rank better: benchmarks/results/ranking_supernets.md)")
     eval_batch_size: int = option(250, help="images per evaluation batch")
     calib_seed: int = option(0, help="seed of the order of the recalibration batches")
 
