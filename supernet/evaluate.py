@@ -114,8 +114,8 @@ class ProxyEvaluator(CachedScorer):
     def subnet(self, arch: Arch, memory_format: torch.memory_format = torch.contiguous_format) -> torch.nn.Module:
         """The eval-mode subnet with inherited weights, BN statistics recalibrated when the settings say so
         (what is scored, and what `hwnas export` writes), in `memory_format` (scoring recalibrates in its own
-        channels-last layout: 1.36x faster than the default layout at C=8, N=1). A few-shot supernet lends the
-        weights of the part that owns `arch`."""
+        channels-last layout: 1.10x per scored cell, `benchmarks/results/proxy_speed.md`). A few-shot supernet
+        lends the weights of the part that owns `arch`."""
         subnet = self.space.build_subnet(arch, supernet=route(self.supernet, arch)).to(self.device)
         subnet = subnet.to(memory_format=memory_format)
         if self.settings.bn_mode == "recalibrate":
@@ -124,10 +124,10 @@ class ProxyEvaluator(CachedScorer):
 
     @torch.no_grad()
     def score(self, arch: Arch) -> float:
-        """Accuracy (%) of one arch, always computed (no cache). Scored in channels-last layout (1.88x the
+        """Accuracy (%) of one arch, always computed (no cache). Scored in channels-last layout (1.86x the
         default layout on CPU for these small convolutions) with each BatchNorm folded into its convolution
-        (1.19x more; not in `batch` mode, which needs the BN layers), both measured side by side in
-        `benchmarks/results/proxy_speed.md`; both change float rounding only."""
+        (1.19x more on 2,000 images, within noise on 1,000; not in `batch` mode, which needs the BN layers),
+        measured side by side in `benchmarks/results/proxy_speed.md`; both change float rounding only."""
         held_out, _ = self._load_batches()
         subnet = self.subnet(arch, self.layout)
         mode = self.settings.bn_mode
