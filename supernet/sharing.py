@@ -69,12 +69,17 @@ class WeightGroup(nn.Module):
         # The full-size member runs its own module; each other member a parameter-free copy of its structure.
         self._structure: dict[int, nn.Module | None] = {
             k: (None if k == self.full_choice else m.to("meta")) for k, m in members.items()}
+        # What a forward needs of each member, found once here rather than by walking its modules per call:
+        # its kernel sizes (for the transforms) and its BatchNorms paired with the full-size block's.
+        self._kernels = {k: _kernel_tensors(m) for k, m in self._structure.items() if m is not None}
+        self._bn_pairs = {k: [mine for _, mine in _named_bns(m)] for k, m in self._structure.items() if m is not None}
+        self._full_bns = [bn for _, bn in _named_bns(self.full)]
         self.kernel_transform = kernel_transform
         self.transforms = nn.ParameterDict()
         self._steps: dict[str, list[int]] = {}  # kernel tensor -> its sizes among the members, largest first
         if kernel_transform:
             for name, big in _kernel_tensors(self.full).items():
-                sizes = {big} | {_kernel_tensors(m).get(name, big) for m in self._structure.values() if m is not None}
+                sizes = {big} | {kernels.get(name, big) for kernels in self._kernels.values()}
                 self._steps[name] = sorted(sizes, reverse=True)
                 for a, b in zip(self._steps[name], self._steps[name][1:]):
                     self.transforms[self._transform_key(name, a, b)] = nn.Parameter(torch.eye(b * b))
@@ -103,7 +108,7 @@ class WeightGroup(nn.Module):
         out = {}
         own = dict(structure.named_parameters())
         own.update(structure.named_buffers())
-        kernels = _kernel_tensors(structure) if self.kernel_transform else {}
+        kernels = self._kernels[choice] if self.kernel_transform else {}
         for name, t in own.items():
             if t.dim() == 0:
                 out[name] = full[name]
@@ -119,7 +124,7 @@ class WeightGroup(nn.Module):
             return self.full(x)
         # The meta copy's BatchNorms follow the full-size block's mode (train/eval, momentum: `bn.py` changes
         # both on the modules it finds, and it finds only the registered full-size ones).
-        for (_, mine), (_, theirs) in zip(_named_bns(structure), _named_bns(self.full)):
+        for mine, theirs in zip(self._bn_pairs[choice], self._full_bns):
             mine.training, mine.momentum = theirs.training, theirs.momentum
         return functional_call(structure, self.member_tensors(choice), (x,), strict=True)
 
