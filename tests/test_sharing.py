@@ -55,6 +55,7 @@ def test_a_small_member_trains_only_its_part_of_the_shared_weights():
 
 
 @pytest.mark.parametrize("name,options", [("mobilenet", {}), ("mobilenet", {"kernel_transform": True}),
+                                          ("mobilenet", {"hidden": [[8, 20], [12, 28, 36]], "hidden_channels": 8}),
                                           ("shufflenet", {})])
 def test_every_member_equals_its_standalone_block_on_the_cut_weights(name, options):
     torch.manual_seed(0)
@@ -175,3 +176,47 @@ def test_sandwich_and_progressive_train_and_their_errors(data_dir, tmp_path):
         TrainConfig(space="shufflenet", schedule="progressive").validate()
     with pytest.raises(UsageError, match="unknown SPOS schedule 'slow'"):
         TrainConfig(schedule="slow").validate()
+
+
+def test_a_kernel_3_choice_is_the_centre_of_the_shared_kernel():
+    space = get_space("mobilenet", stages=[[1.5, 1, 1]])
+    layer = space.build_supernet(channels=8).layers[0]
+    k3, k5, k7 = (space.choices(0).index(f"k{k}e6") for k in (3, 5, 7))
+    full = layer.groups["mbconv"].full.body[1][0].weight  # the shared 7x7 depthwise kernel
+    name = "body.1.0.weight"
+
+    def kernels():
+        return [layer.block_state(c)[name].clone() for c in (k3, k5, k7)]
+
+    before = kernels()
+    with torch.no_grad():
+        full[:, :, 3, 3] += 1.0  # the centre: every kernel size sees it
+    centre = kernels()
+    assert all(not torch.equal(a, b) for a, b in zip(before, centre))
+    with torch.no_grad():
+        full[:, :, 0, 0] += 1.0  # a 7x7 corner: only the 7x7 kernel sees it
+    corner = kernels()
+    assert torch.equal(centre[0], corner[0]) and torch.equal(centre[1], corner[1])
+    assert not torch.equal(centre[2], corner[2])
+    with torch.no_grad():
+        full[:, :, 1, 1] += 1.0  # a 5x5 corner: the 5x5 and 7x7 kernels see it, the 3x3 does not
+    inner = kernels()
+    assert torch.equal(corner[0], inner[0]) and not torch.equal(corner[1], inner[1])
+
+
+def test_a_full_depth_shared_supernet_learns_where_its_per_choice_predecessor_does_not(data_dir, tmp_path,
+                                                                                        monkeypatch):
+    """The full 20-layer mobilenet, a short CPU run: with sharing inside a layer the supernet's held-out
+    accuracy (panel of random paths) beats the old layout's (one set of weights per block), built here by
+    switching sharing off, under the same budget (150 steps of 32 images, C=4, lr 0.1). Measured on the 2-core
+    CPU machine: shared 14.6%, per-choice 9.8% (chance 10%), a margin of 4.8 points; the test asks for 3."""
+    from hwnas.supernet.spaces.mobilenet import MobileNetSpace
+    from hwnas.supernet.trainer import TrainConfig, train
+
+    cfg = dict(space="mobilenet", channels=4, max_images=2400, epochs=2, batch_size=32, lr=0.1, held_out_images=500,
+               data=str(data_dir), progress=False)
+    shared = train(TrainConfig(out=str(tmp_path / "shared"), **cfg))["val_acc"]
+    monkeypatch.setattr(MobileNetSpace, "shared_group", lambda self, name: None)
+    per_choice = train(TrainConfig(out=str(tmp_path / "per_choice"), **cfg))["val_acc"]
+    print(f"held-out accuracy: shared {shared:.1f}%, per-choice {per_choice:.1f}%")
+    assert shared > per_choice + 3.0, (shared, per_choice)
