@@ -107,6 +107,25 @@ def plot(results: list[dict], path: Path) -> Path:
     return out
 
 
+#: the targets of the weight-sharing issue: panel accuracy of a full-depth supernet trained within the time limit
+TARGET_PANEL_ACC, TARGET_TRAIN_MIN, TARGET_SPACES = 45.0, 45.0, ("mobilenet", "shufflenet")
+
+
+def target_lines(summary: list[dict]) -> list[str]:
+    """Per space with a target: its panel accuracy and training time against the targets, met or missed."""
+    lines = []
+    for row in summary:
+        if row["space"] not in TARGET_SPACES:
+            continue
+        acc, minutes = row["panel acc %"], row["train min"]
+        acc_verdict = "met" if acc >= TARGET_PANEL_ACC else f"missed by {TARGET_PANEL_ACC - acc:.1f} points"
+        time_verdict = "met" if minutes <= TARGET_TRAIN_MIN else f"missed by {minutes - TARGET_TRAIN_MIN:.1f} min"
+        lines.append(f"- Target for `{row['space']}` (full depth, C=8, 25k images): panel accuracy >= "
+                     f"{TARGET_PANEL_ACC:.0f}% in <= {TARGET_TRAIN_MIN:.0f} min of training: measured {acc:.1f}% "
+                     f"({acc_verdict}) in {minutes:.1f} min ({time_verdict}).")
+    return lines
+
+
 def report(results: list[dict], args, argv) -> str:
     lines = ["# Layer-wise spaces: CPU-scale fronts on this machine", "",
              f"Command: `{command('hwnas.benchmarks.spaces', argv)}`", "",
@@ -131,7 +150,7 @@ def report(results: list[dict], args, argv) -> str:
                         "largest path acc %": r["ends_acc"]["largest"],
                         "evaluated": len(r["front"].table), "Pareto": len(r["pareto"]),
                         "search min": r["search_s"] / 60})
-    lines += [markdown_table(pd.DataFrame(summary)), ""]
+    lines += [markdown_table(pd.DataFrame(summary)), "", *target_lines(summary), ""]
     for r in results:
         lat, err = r["front"].objectives[1], r["front"].objectives[0]
         table = r["pareto"][["arch_str", err, lat, "params_m", "flops_m"]]

@@ -37,6 +37,7 @@ def test_layerwise_ranking_end_to_end_and_reuses_finished_runs(data_dir, tmp_pat
     text = out.read_text()
     assert "python -m hwnas.benchmarks.layerwise_ranking --space mobilenet" in text
     assert "K = 3 subnets" in text and "1 epochs, 256 training and test images" in text and "wall time" in text
+    assert "Target: supernet proxy Kendall tau >= 0.5: measured" in text
     table = pd.read_csv(out.with_suffix(".csv"))
     assert len(table) == 3 and table.standalone_acc.between(0, 100).all()
     metrics = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
@@ -55,3 +56,18 @@ def test_layerwise_ranking_refuses_a_supernet_of_another_space(tiny_run, tmp_pat
     assert not (tmp_path / "x.md").exists()
     with pytest.raises(SystemExit):
         layerwise_ranking.main(["--supernet", str(tiny_run), "--k", "2"])
+
+
+def test_targets_are_stated_as_measured_met_or_missed():
+    from hwnas.benchmarks import layerwise_ranking, spaces
+
+    lines = spaces.target_lines([{"space": "mobilenet", "panel acc %": 54.1, "train min": 15.8},
+                                 {"space": "shufflenet", "panel acc %": 24.75, "train min": 50.0},
+                                 {"space": "resblock", "panel acc %": 30.0, "train min": 5.0}])
+    assert len(lines) == 2  # resblock has no target
+    assert "measured 54.1% (met) in 15.8 min (met)" in lines[0]
+    assert "measured 24.8% (missed by 20.2 points) in 50.0 min (missed by 5.0 min)" in lines[1]
+    metrics = pd.DataFrame({"score": ["proxy_acc", "flops_m"], "kendall_tau": [0.42, 0.6]})
+    assert layerwise_ranking.target_line(metrics).endswith("measured 0.420, missed by 0.080 (FLOPs: 0.600).")
+    metrics.loc[0, "kendall_tau"] = 0.5
+    assert "measured 0.500, met" in layerwise_ranking.target_line(metrics)
