@@ -81,6 +81,16 @@ class TrainConfig(SpaceConfig):
     weight_decay: float = option(5e-4, help="weight decay of the weight optimizer")
     arch_lr: float = option(3e-4, help="architecture learning rate (Adam; DARTS/GDAS)")
     order: int = option(1, help="DARTS order: 1 or 2 (finite-difference Hessian)")
+    latency_table: str | None = option(None, help="fbnet: per-choice latency, a `hwnas lut build` table "
+                                                  "(JSON/CSV) or a per-choice cost table (`hardware.choice_costs` "
+                                                  "JSON, e.g. fitted to a device's per-arch table)")
+    latency_term: str = option("fbnet", help="fbnet: 'fbnet' multiplies the cross-entropy by "
+                                             "alpha*log(1+LAT)^beta (FBNet), 'additive' adds it (LuffyNet)")
+    latency_alpha: float = option(0.2, help="fbnet: alpha of the latency term (FBNet: 0.2)")
+    latency_beta: float = option(0.6, help="fbnet: beta of the latency term (FBNet: 0.6)")
+    size_limit_mb: float | None = option(None, help="fbnet: LuffyNet's model-size constraint, "
+                                                    "(SIZE/limit)^size_beta added to the arch loss (float32 MB)")
+    size_beta: float = option(10.0, help="fbnet: exponent of the size constraint (large: a soft wall at the limit)")
     protocol: str = option("search", help="data split: 'search' trains on half of the training set and holds out "
                                           "the other half; 'full' trains on all of it")
     data: str | None = option(None, help="data folder (default: $HWNAS_DATA, else ./data)")
@@ -116,6 +126,24 @@ class TrainConfig(SpaceConfig):
             if not 1 <= int(self.few_shot_epochs) < int(self.epochs):
                 raise UsageError(f"--few-shot-epochs must be >= 1 and below --epochs ({self.epochs}) so the parent "
                                  f"trains first, got {self.few_shot_epochs}")
+        fbnet_only = {"latency_table": None, "size_limit_mb": None, "latency_term": "fbnet"}
+        if self.mode != "fbnet":
+            for name, default in fbnet_only.items():
+                if getattr(self, name) != default:
+                    raise UsageError(f"--{name.replace('_', '-')} is an fbnet option; mode '{self.mode}' has no "
+                                     "hardware term in its loss")
+        else:
+            from .modes.fbnet import LATENCY_TERMS
+
+            if not self.latency_table:
+                raise UsageError("mode 'fbnet' needs --latency-table FILE: a `hwnas lut build` table or a "
+                                 "per-choice cost table")
+            if not Path(self.latency_table).expanduser().is_file():
+                raise UsageError(f"--latency-table {self.latency_table} does not exist")
+            if self.latency_term not in LATENCY_TERMS:
+                raise UsageError(f"unknown --latency-term '{self.latency_term}'; valid: {', '.join(LATENCY_TERMS)}")
+            if self.size_limit_mb is not None and not (math.isfinite(self.size_limit_mb) and self.size_limit_mb > 0):
+                raise UsageError(f"--size-limit-mb must be a positive number, got {self.size_limit_mb}")
         if self.order not in (1, 2):
             raise UsageError(f"--order must be 1 or 2, got {self.order}")
         if self.protocol not in SEARCH_PROTOCOLS:
@@ -190,6 +218,10 @@ def make_mode(cfg: TrainConfig, model: torch.nn.Module, space, optimizer, fixed:
     decision)."""
     spos = ({"sampler": cfg.sampler, "fixed": fixed, "distill": cfg.distill, "schedule": cfg.schedule}
             if cfg.mode == "spos" else {})
+    if cfg.mode == "fbnet":
+        from .modes.fbnet import fbnet_options
+
+        spos = fbnet_options(cfg, space)
     return get_mode(cfg.mode)(model, space, optimizer, seed=cfg.seed, order=cfg.order, arch_lr=cfg.arch_lr, **spos)
 
 

@@ -65,17 +65,23 @@ def _assert_runs_equal(run_a, run_b) -> None:
 # exact resume
 
 
-@pytest.mark.parametrize("mode", ["spos", "darts", "gdas"])
+@pytest.mark.parametrize("mode", ["spos", "darts", "gdas", "fbnet"])
 def test_resumed_run_equals_uninterrupted_run(mode, data_dir, tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
-    train(_cfg(data_dir, a, mode=mode, epochs=2))
-    train(_cfg(data_dir, b, mode=mode, epochs=1))
-    result = train(_cfg(data_dir, b, mode=mode, epochs=2), resume=True)
+    extra = {}
+    if mode == "fbnet":  # a per-choice latency table where each op's cost grows with its index
+        from hwnas.hardware.choice_costs import ChoiceCosts
+
+        table = ChoiceCosts([[float(op) for op in range(5)] for _ in range(6)], intercept=1.0)
+        extra = {"latency_table": str(table.save(tmp_path / "costs.json")), "size_limit_mb": 0.05}
+    train(_cfg(data_dir, a, mode=mode, epochs=2, **extra))
+    train(_cfg(data_dir, b, mode=mode, epochs=1, **extra))
+    result = train(_cfg(data_dir, b, mode=mode, epochs=2, **extra), resume=True)
     _assert_runs_equal(a, b)
     assert result["epochs"] == 2 and json.loads((b / "config.json").read_text())["epochs"] == 2
     if mode != "spos":
         assert not torch.equal(load_checkpoint(a / "supernet.pt")["mode"]["alpha"],
-                               build_run(_cfg(data_dir, a, mode=mode, epochs=2))[4].alpha.detach())
+                               build_run(_cfg(data_dir, a, mode=mode, epochs=2, **extra))[4].alpha.detach())
 
 
 @pytest.mark.parametrize("mode", ["spos", "gdas"])

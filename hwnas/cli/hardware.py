@@ -196,6 +196,37 @@ def cmd_agent_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _configure_lut_fit(p: argparse.ArgumentParser) -> None:
+    from .listing import _add_sources_options
+
+    p.add_argument("--target", required=True, help="a device with a per-arch latency table: an HW-NAS-Bench "
+                                                   "device (edgegpu, fpga, ...) or a --device-table name")
+    p.add_argument("--space", default="nb201", help="search space of the table (default: nb201)")
+    p.add_argument("--holdout", type=float, default=0.2, help="share of the archs left out to score the fit")
+    p.add_argument("--seed", type=int, default=0, help="seed of the held-out split")
+    p.add_argument("--out", required=True, help="per-choice cost table to write (JSON), for "
+                                                "`hwnas train --mode fbnet --latency-table`")
+    _add_sources_options(p)
+
+
+def cmd_lut_fit(args: argparse.Namespace) -> int:
+    from hwnas.evolve.device_costs import fit_target_costs
+    from hwnas.evolve.sources import Sources
+
+    if not 0.0 <= args.holdout < 1.0:
+        raise UsageError(f"--holdout must be in [0, 1), got {args.holdout}")
+    sources = Sources(space=args.space, dataset=args.dataset, data=args.data, truth=args.truth,
+                      hwnasbench=args.hwnasbench, device_tables=args.device_tables, progress=False)
+    costs = fit_target_costs(sources, args.target, holdout=args.holdout, seed=args.seed)
+    costs.save(args.out)
+    fit = costs.fit
+    held = (f", held-out R^2 {fit['holdout_r2']:.3f} and Kendall tau {fit['holdout_kendall']:.3f} on "
+            f"{fit['holdout_archs']} archs" if "holdout_r2" in fit else "")
+    print(f"per-choice latency of {args.target} fitted on {fit['archs']} archs: R^2 {fit['r2']:.3f}{held}; "
+          f"written to {args.out}")
+    return 0
+
+
 def register(commands) -> None:
     commands.add("measure", "time one subnet on cpu, cuda, onnxruntime or a remote agent; count params, FLOPs, "
                  "size, memory", cmd_measure, _configure_measure)
@@ -205,6 +236,8 @@ def register(commands) -> None:
             cmd_lut_build, _configure_lut_build)
     lut.add("check", "compare a table's sums with whole-network latency of random archs", cmd_lut_check,
             _configure_lut_check)
+    lut.add("fit", "fit a per-choice latency table (one cost per op of each decision) to a device's per-arch "
+                   "table, for the fbnet mode", cmd_lut_fit, _configure_lut_fit)
     agent = commands.group("agent", "the measurement agent: serve latency measurements on this device over HTTP")
     agent.add("serve", "serve measurements on this device (bearer token; binds 127.0.0.1 unless --host)",
               cmd_agent_serve, _configure_agent_serve)

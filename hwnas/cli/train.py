@@ -22,6 +22,39 @@ def _configure(config_class):
     return configure
 
 
+def _configure_train(p: argparse.ArgumentParser) -> None:
+    _configure(_train_config)(p)
+    p.add_argument("--target", default=None, help="fbnet: fit the per-choice latency table to this device's "
+                                                  "per-arch table (an HW-NAS-Bench device or a --device-table "
+                                                  "name; written to OUT/latency_costs.json), instead of "
+                                                  "--latency-table")
+    p.add_argument("--hwnasbench", default=None, help="with --target: HW-NAS-Bench pickle (default: "
+                                                      "$HWNAS_DATA/HW-NAS-Bench-v1_0.pickle)")
+    p.add_argument("--device-table", dest="device_tables", action="append", default=[], metavar="FILE.csv",
+                   help="with --target: a user's per-arch device table (repeatable)")
+
+
+def _target_latency_table(args: argparse.Namespace, cfg) -> str:
+    """Fit the fbnet latency table for `--target` and write it into the run folder (the same file on resume)."""
+    from pathlib import Path
+
+    from hwnas.core.errors import UsageError
+    from hwnas.evolve.device_costs import fit_target_costs
+    from hwnas.evolve.sources import Sources
+
+    if cfg.mode != "fbnet":
+        raise UsageError(f"--target is an fbnet option; mode '{cfg.mode}' has no hardware term in its loss")
+    if cfg.latency_table:
+        raise UsageError("give --target or --latency-table, not both")
+    sources = Sources(space=cfg.space, dataset=cfg.dataset, data=cfg.data, hwnasbench=args.hwnasbench,
+                      device_tables=args.device_tables, progress=False)
+    costs = fit_target_costs(sources, args.target, seed=cfg.seed)
+    fit = costs.fit
+    log.info("per-choice latency of %s: R^2 %.3f, held-out Kendall tau %.3f", args.target, fit["r2"],
+             fit.get("holdout_kendall", float("nan")))
+    return str(costs.save(Path(cfg.out) / "latency_costs.json"))
+
+
 def _train_config():
     from hwnas.supernet.trainer import TrainConfig
 
@@ -39,10 +72,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(TrainConfig, args, args._keys, progress=not args.quiet)
     cfg.space_options = tailored_space_options(args, cfg.space, cfg.channels)
+    if args.target:
+        cfg.latency_table = _target_latency_table(args, cfg)
     result = train(cfg, resume=args.resume)
     print(f"trained {result['mode']} supernet in {result['run']}: held-out accuracy {result['val_acc']:.2f}%")
     if result.get("derived_arch"):
         print(f"derived arch {result['derived_arch']} (identity ops on {result['skip_fraction']:.0%} of decisions)")
+    if "derived_table_latency_ms" in result:
+        size = f", {result['derived_size_mb']:.3f} MB" if "derived_size_mb" in result else ""
+        print(f"derived arch's table latency {result['derived_table_latency_ms']:.3f} ms{size} "
+              f"({result['latency_table']})")
     return 0
 
 
@@ -60,7 +99,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    commands.add("train", "train a weight-sharing supernet (accuracy only; resumable)", cmd_train,
-                 _configure(_train_config))
+    commands.add("train", "train a weight-sharing supernet (accuracy only; resumable; fbnet: with a latency "
+                          "and size term)", cmd_train, _configure_train)
     commands.add("retrain", "train one chosen subnet from scratch (resumable)", cmd_retrain,
                  _configure(_retrain_config))

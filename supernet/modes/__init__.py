@@ -17,5 +17,6 @@ def get_mode(name: str) -> type[TrainingMode]:
 from .spos import SPOS  # noqa: E402  (each mode module registers its class)
 from .darts import DARTS  # noqa: E402
 from .gdas import GDAS  # noqa: E402
+from .fbnet import FBNet  # noqa: E402
 
-__all__ = ["ArchParameterMode", "TrainingMode", "MODES", "get_mode", "list_modes", "SPOS", "DARTS", "GDAS"]
+__all__ = ["ArchParameterMode", "TrainingMode", "MODES", "get_mode", "list_modes", "SPOS", "DARTS", "GDAS", "FBNet"]

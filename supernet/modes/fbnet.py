@@ -1,0 +1,159 @@
+"""FBNet / LuffyNet: differentiable search whose loss carries the hardware, the coupled baseline of hwnas.
+
+FBNet (Wu et al., CVPR 2019): every decision's choices are mixed with Gumbel-softmax weights
+``softmax((log_softmax(alpha) + g) / tau)``, the temperature annealed from 5.0 by a factor 0.956 per epoch;
+the weights train on the training split and the architecture parameters (Adam) on the held-out split,
+alternating as in DARTS. The architecture loss is
+
+    fbnet:     CE(a, w) * alpha_lat * log(1 + LAT(a)) ** beta_lat     (FBNet's product, alpha 0.2, beta 0.6)
+    additive:  CE(a, w) + alpha_lat * log(1 + LAT(a)) ** beta_lat     (the same term added, as LuffyNet adds)
+
+plus, with a size limit, LuffyNet's model-size constraint ``(SIZE(a) / Scale) ** beta_size`` (Scale the
+limit in MB, beta_size large, so the term is negligible under the limit and dominates above it). FBNet takes
+``log(LAT)`` of a latency in ms; the ``1 +`` keeps the term positive for sub-millisecond devices.
+
+LAT(a) and SIZE(a) are additive over decisions (the lookup-table assumption): each is an intercept plus,
+per decision, the choice costs weighted by the choice probabilities ``softmax(alpha)``, so they are
+differentiable in alpha. The per-choice latency table is handed in (`hardware.choice_costs.ChoiceCosts`:
+from a `hwnas lut` table or fitted to a per-arch device table); the per-choice size is the space's own
+parameter count (fitted exactly on a few subnets, see `size_costs`). The derived arch is the argmax per
+decision, reported with its table latency and size.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from hwnas.core.errors import UsageError
+from hwnas.hardware.choice_costs import ChoiceCosts, fit_choice_costs
+
+from .base import ArchParameterMode, cross_entropy, register_mode
+
+LATENCY_TERMS = ("fbnet", "additive")
+BYTES_PER_PARAM = 4  # float32 weights
+
+
+def size_costs(space, channels: int, cells: int, num_classes: int = 10, seed: int = 0) -> ChoiceCosts:
+    """Per-choice model size (MB of float32 parameters) of `space` at this size, fitted by least squares on
+    random subnets' parameter counts. Parameters are additive over decisions, so the fit is exact (R^2 1)."""
+    rng = np.random.default_rng(seed)
+    n = 2 * (sum(space.num_choices) + 1)
+    archs = [space.sample(rng) for _ in range(n)]
+    sizes = [sum(p.numel() for p in space.build_subnet(a, channels=channels, cells=cells,
+                                                       num_classes=num_classes).parameters())
+             * BYTES_PER_PARAM / 1e6 for a in archs]
+    return fit_choice_costs(archs, sizes, space.num_choices, holdout=0.0, metric="size", unit="MB",
+                            source=f"{space.name} subnet parameters at C={channels}, N={cells}")
+
+
+def latency_costs(path: str, space, seed: int = 0) -> ChoiceCosts:
+    """The per-choice latency table in `path`: a per-choice cost table as it is, or a `hwnas lut build` table
+    turned into one by fitting its per-arch predictions (the sum of the arch's blocks) on random archs; a
+    LUT's sum is additive over decisions, so the fit is exact, and its R^2 says so."""
+    import json
+
+    from hwnas.hardware.lut import LatencyTable
+
+    text = Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
+    try:
+        is_costs = "costs" in json.loads(text)
+    except (ValueError, TypeError, RecursionError):
+        is_costs = False
+    if is_costs:
+        return ChoiceCosts.load(path).check(space.num_choices, space.name)
+    table = LatencyTable.load(path)
+    rng = np.random.default_rng(seed)
+    archs = [space.sample(rng) for _ in range(4 * (sum(space.num_choices) + 1))]
+    try:
+        values = [table.predict(space.arch_blocks(a)) for a in archs]
+    except (KeyError, UsageError) as e:
+        raise UsageError(f"latency table {path} does not cover space '{space.name}' ({e})") from None
+    return fit_choice_costs(archs, values, space.num_choices, seed=seed, source=f"LUT {path}")
+
+
+def fbnet_options(cfg, space) -> dict[str, Any]:
+    """The fbnet mode's keyword options from a `TrainConfig`: its latency table, its size table (always: the
+    summary reports the derived arch's size) and the loss settings."""
+    return {"latency": latency_costs(cfg.latency_table, space, cfg.seed),
+            "size": size_costs(space, cfg.channels, cfg.cells), "size_limit_mb": cfg.size_limit_mb,
+            "latency_term": cfg.latency_term, "alpha_lat": cfg.latency_alpha, "beta_lat": cfg.latency_beta,
+            "beta_size": cfg.size_beta}
+
+
+@register_mode("fbnet")
+class FBNet(ArchParameterMode):
+    """FBNet / LuffyNet (see module docstring): Gumbel-softmax mixture, latency and size in the arch loss."""
+
+    def __init__(self, model, space, weight_optimizer, seed=0, latency: ChoiceCosts | None = None,
+                 size: ChoiceCosts | None = None, size_limit_mb: float | None = None, latency_term: str = "fbnet",
+                 alpha_lat: float = 0.2, beta_lat: float = 0.6, beta_size: float = 10.0, tau_start: float = 5.0,
+                 tau_decay: float = 0.956, **options):
+        super().__init__(model, space, weight_optimizer, seed=seed, **options)
+        if latency is None:
+            raise UsageError("mode 'fbnet' needs a per-choice latency table (a LUT or a device table to fit)")
+        if latency_term not in LATENCY_TERMS:
+            raise UsageError(f"unknown latency term '{latency_term}'; valid: {', '.join(LATENCY_TERMS)}")
+        if size_limit_mb is not None and (size is None or not size_limit_mb > 0):
+            raise UsageError(f"a size limit needs a per-choice size table and a limit > 0 MB, got {size_limit_mb}")
+        self.latency = latency.check(space.num_choices, space.name)
+        self.size = size.check(space.num_choices, space.name) if size is not None else None
+        self.size_limit_mb, self.latency_term = size_limit_mb, latency_term
+        self.alpha_lat, self.beta_lat, self.beta_size = float(alpha_lat), float(beta_lat), float(beta_size)
+        self.tau_start, self.tau_decay = float(tau_start), float(tau_decay)
+        self._lat = torch.tensor(self.latency.matrix(), dtype=torch.float32)
+        self._size = None if self.size is None else torch.tensor(self.size.matrix(), dtype=torch.float32)
+
+    @property
+    def tau(self) -> float:
+        return self.tau_start * self.tau_decay ** self.epoch
+
+    def probs(self) -> torch.Tensor:
+        return torch.softmax(self.logits(), dim=1)
+
+    def gumbel_weights(self) -> torch.Tensor:
+        """Soft Gumbel-softmax weights of every decision's choices (a fresh draw of the noise)."""
+        u = torch.rand(self.alpha.shape, generator=self.generator).clamp(1e-10, 1 - 1e-10)
+        return F.softmax((F.log_softmax(self.logits(), dim=1) - torch.log(-torch.log(u))) / self.tau, dim=1)
+
+    def expected_latency(self, probs: torch.Tensor | None = None) -> torch.Tensor:
+        p = self.probs() if probs is None else probs
+        return self.latency.intercept + (p * self._lat).sum()
+
+    def expected_size(self, probs: torch.Tensor | None = None) -> torch.Tensor:
+        p = self.probs() if probs is None else probs
+        return self.size.intercept + (p * self._size).sum()
+
+    def arch_loss(self, ce: torch.Tensor) -> torch.Tensor:
+        """The architecture objective of one held-out batch's cross-entropy `ce` (see module docstring)."""
+        term = self.alpha_lat * torch.log1p(self.expected_latency()) ** self.beta_lat
+        loss = ce * term if self.latency_term == "fbnet" else ce + term
+        if self.size_limit_mb is not None:
+            loss = loss + (self.expected_size() / self.size_limit_mb) ** self.beta_size
+        return loss
+
+    def train_step(self, x, y, val=None):
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        ce = cross_entropy(self.model(val[0], weights=self.gumbel_weights()), val[1])
+        self.alpha.grad = torch.autograd.grad(self.arch_loss(ce), self.alpha)[0]
+        self.arch_optimizer.step()
+        logits = self.model(x, weights=self.gumbel_weights().detach())
+        loss = cross_entropy(logits, y)
+        self.weight_update(loss)
+        return loss.item(), logits.detach()
+
+    def summary(self) -> dict[str, Any]:
+        arch = self.derived_arch()
+        out = {**super().summary(), "tau": self.tau, "latency_term": self.latency_term,
+               f"derived_table_latency_{self.latency.unit}": self.latency.of(arch),
+               f"expected_latency_{self.latency.unit}": float(self.expected_latency().detach()),
+               "latency_table": self.latency.source}
+        if self.size is not None:
+            out["derived_size_mb"] = self.size.of(arch)
+            out["expected_size_mb"] = float(self.expected_size().detach())
+            if self.size_limit_mb is not None:
+                out["size_limit_mb"] = self.size_limit_mb
+        return out

@@ -1,0 +1,129 @@
+"""FBNet / LuffyNet mode (supernet.modes.fbnet): a very slow op loses its architecture weight on every
+decision, the size constraint pushes the derived arch under the limit, a LUT becomes an exact per-choice
+table, and the mode's bad input gets one-line errors."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hwnas.core.errors import UsageError
+from hwnas.hardware.choice_costs import ChoiceCosts
+from hwnas.hardware.lut import LatencyTable
+from hwnas.supernet.modes import get_mode
+from hwnas.supernet.modes.fbnet import FBNet, latency_costs, size_costs
+from hwnas.supernet.spaces import get_space
+from hwnas.supernet.trainer import TrainConfig, train
+
+CONV3 = 3  # NB201_OPS: none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3
+
+
+def _table(tmp_path, slow: int = CONV3, slow_ms: float = 1000.0) -> str:
+    costs = [[slow_ms if op == slow else 1.0 for op in range(5)] for _ in range(6)]
+    return str(ChoiceCosts(costs, intercept=2.0, source="synthetic").save(tmp_path / "costs.json"))
+
+
+def test_a_very_slow_op_ends_with_the_lowest_weight_on_every_decision(data_dir, tmp_path):
+    cfg = TrainConfig(mode="fbnet", latency_table=_table(tmp_path), latency_alpha=1.0, arch_lr=0.01, channels=4,
+                      cells=1, max_images=256, epochs=2, batch_size=64, held_out_images=128, data=str(data_dir),
+                      out=str(tmp_path / "run"), progress=False)
+    result = train(cfg)
+    probs = np.array(result["alpha_softmax"])
+    assert (probs.argmin(axis=1) == CONV3).all(), probs
+    assert "nor_conv_3x3" not in result["derived_arch"]
+    assert result["derived_table_latency_ms"] == pytest.approx(2.0 + 6.0)  # six 1-ms choices and the intercept
+    assert result["derived_size_mb"] > 0 and result["latency_table"] == "synthetic"
+
+
+def test_the_size_constraint_pushes_the_derived_arch_under_the_limit():
+    torch.manual_seed(0)
+    space = get_space("nb201")
+    net = space.build_supernet(channels=4, cells=1)
+    size = size_costs(space, 4, 1)
+    assert size.fit["r2"] == pytest.approx(1.0)  # parameters are additive over edges
+    largest = tuple([CONV3] * 6)
+    free = ChoiceCosts([[0.0] * 5 for _ in range(6)])
+    limit = 0.5 * (size.of(largest) + size.of((0,) * 6))
+
+    mode = FBNet(net, space, torch.optim.SGD(net.parameters(), lr=0.0), latency=free, size=size,
+                 size_limit_mb=limit, latency_term="additive", arch_lr=0.05)
+    with torch.no_grad():
+        mode.alpha[:, CONV3] = 1.0  # start from the largest cell, far over the limit
+    assert mode.derived_arch() == largest and size.of(largest) > 1.5 * limit
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    for _ in range(40):
+        mode.train_step(x, y, (x, y))
+    assert size.of(mode.derived_arch()) <= limit
+    assert mode.summary()["derived_size_mb"] == pytest.approx(size.of(mode.derived_arch()))
+
+
+def test_a_lut_becomes_an_exact_per_choice_table(tmp_path):
+    space = get_space("mobilenet", stages=[[1.5, 1, 1], [2, 2, 2]])
+    rng = np.random.default_rng(0)
+    names: set[str] = set()
+    for i in range(len(space.num_choices)):
+        for k in range(space.num_choices[i]):
+            arch = [0] * len(space.num_choices)
+            arch[i] = k
+            names.update(space.arch_blocks(tuple(arch)))
+    entries = {b: {"median_ms": float(rng.uniform(0.1, 3.0)), "iqr_ms": 0.0, "cv": 0.0, "input_shape": [1]}
+               for b in sorted(names)}
+    path = LatencyTable(target={"name": "toy"}, settings={}, entries=entries).save(tmp_path / "lut.json")
+    costs = latency_costs(str(path), space)
+    assert costs.fit["r2"] == pytest.approx(1.0) and costs.source.startswith("LUT")
+    table = LatencyTable.load(path)
+    for arch in [space.sample(rng) for _ in range(10)]:
+        assert costs.of(arch) == pytest.approx(table.predict(space.arch_blocks(arch)), abs=1e-9)
+    assert latency_costs(_table(tmp_path), get_space("nb201")).source == "synthetic"  # a cost table as it is
+    net = space.build_supernet(channels=4)  # and the mode trains a layer-wise supernet's mixture with it
+    mode = FBNet(net, space, torch.optim.SGD(net.parameters(), lr=0.01), latency=costs,
+                 size=size_costs(space, 4, 1), size_limit_mb=0.01)
+    before = mode.alpha.detach().clone()
+    loss, logits = mode.train_step(torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,)),
+                                   (torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))))
+    assert np.isfinite(loss) and logits.shape == (4, 10) and not torch.equal(before, mode.alpha.detach())
+
+
+def test_fbnet_options_and_their_errors(tmp_path):
+    assert get_mode("fbnet") is FBNet
+    with pytest.raises(UsageError, match="needs --latency-table"):
+        TrainConfig(mode="fbnet").validate()
+    with pytest.raises(UsageError, match="--latency-table nope.json does not exist"):
+        TrainConfig(mode="fbnet", latency_table="nope.json").validate()
+    table = _table(tmp_path)
+    with pytest.raises(UsageError, match="unknown --latency-term 'mul'; valid: fbnet, additive"):
+        TrainConfig(mode="fbnet", latency_table=table, latency_term="mul").validate()
+    with pytest.raises(UsageError, match="--size-limit-mb must be a positive number, got -1"):
+        TrainConfig(mode="fbnet", latency_table=table, size_limit_mb=-1).validate()
+    with pytest.raises(UsageError, match="--latency-table is an fbnet option; mode 'spos'"):
+        TrainConfig(mode="spos", latency_table=table).validate()
+    with pytest.raises(UsageError, match=r"has choices \[5, 5, 5, 5, 5, 5\] per decision; mobilenet has"):
+        latency_costs(table, get_space("mobilenet", stages=[[1.5, 1, 1]]))
+    (tmp_path / "x.json").write_text(json.dumps({"costs": "many"}))
+    with pytest.raises(ValueError, match="not a per-choice cost table"):
+        latency_costs(str(tmp_path / "x.json"), get_space("nb201"))
+
+
+def test_lut_fit_and_train_with_a_device_target(data_dir, tmp_path, capsys):
+    from hwnas.cli import main
+
+    hw = str(data_dir / "HW-NAS-Bench-v1_0.pickle")
+    out = tmp_path / "fpga.json"
+    assert main(["lut", "fit", "--target", "fpga", "--hwnasbench", hw, "--out", str(out)]) == 0
+    fpga = ChoiceCosts.load(out)
+    assert fpga.fit["archs"] == 15625 and fpga.fit["r2"] > 0.99  # fpga latency is a per-op sum
+    assert "per-choice latency of fpga fitted on 15625 archs: R^2" in capsys.readouterr().out
+    run = tmp_path / "run"
+    argv = ["train", "--mode", "fbnet", "--target", "fpga", "--hwnasbench", hw, "--size-limit-mb", "1",
+            "--channels", "4", "--cells", "1", "--max-images", "128", "--held-out-images", "64",
+            "--data", str(data_dir), "--out", str(run), "--quiet"]
+    assert main(argv) == 0
+    assert "derived arch's table latency" in capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["latency_table"] == str(run / "latency_costs.json")
+    assert ChoiceCosts.load(run / "latency_costs.json") == fpga
+    assert main(["train", "--mode", "spos", "--target", "fpga", "--out", str(tmp_path / "x")]) == 2
+    assert "--target is an fbnet option" in capsys.readouterr().err
+    assert main(["lut", "fit", "--target", "nowhere", "--hwnasbench", hw, "--out", str(tmp_path / "y.json")]) == 2
+    assert "unknown target 'nowhere'" in capsys.readouterr().err and not (tmp_path / "y.json").exists()
