@@ -95,6 +95,16 @@ class LayerwiseNetwork(nn.Module):
                 x = h[k] * layer(x, k) + (h[:len(self.specs[i].choices)].sum() - h[k])
         return self.head(x)
 
+    def choice_parameters(self, decision: int, choice: int) -> list[nn.Parameter]:
+        """The weights choice `choice` of layer `decision` trains: its block's own, or, for a member of a
+        weight group, the group's shared ones (which the group's other members train too)."""
+        layer = self.layers[decision]
+        group = getattr(layer, "group_of_choice", {}).get(choice)
+        if group is not None:
+            return list(layer.groups[group].parameters())
+        key = str(choice)
+        return list(layer.blocks[key].parameters()) if key in layer.blocks else []
+
     def inherit_from(self, supernet: "LayerwiseNetwork") -> "LayerwiseNetwork":
         """Copy the weights and BN statistics this subnet's arch uses from `supernet`: stem and head by name,
         each layer's block from the supernet layer's `block_state` (copied, or cut from a shared block)."""

@@ -140,6 +140,13 @@ class NB201Network(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C, num_classes)
 
+    def choice_parameters(self, decision: int, choice: int) -> list[nn.Parameter]:
+        """The weights only choice `choice` of edge `decision` uses (that op in every cell; none for
+        parameter-free ops)."""
+        name = NB201_OPS[choice]
+        return [p for layer in self.layers if isinstance(layer, Cell) and name in layer.edges[decision].ops
+                for p in layer.edges[decision].ops[name].parameters()]
+
     def forward(self, x: torch.Tensor, arch: Sequence[int] | None = None, weights: torch.Tensor | None = None,
                 hard: tuple[torch.Tensor, Sequence[int]] | None = None) -> torch.Tensor:
         """Logits. Give exactly one of `arch` (single path), `weights` (DARTS) or `hard` (GDAS);

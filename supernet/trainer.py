@@ -91,6 +91,10 @@ class TrainConfig(SpaceConfig):
     size_limit_mb: float | None = option(None, help="fbnet: LuffyNet's model-size constraint, "
                                                     "(SIZE/limit)^size_beta added to the arch loss (float32 MB)")
     size_beta: float = option(10.0, help="fbnet: exponent of the size constraint (large: a soft wall at the limit)")
+    fbnet_schedule: str = option("joint", help="fbnet: 'joint' (weights and architecture together throughout) "
+                                               "or 'best_worst' (LuffyNet: after --stage1-epochs, each epoch trains "
+                                               "only each decision's 2 best and 2 worst choices' weights)")
+    stage1_epochs: int | None = option(None, help="fbnet best_worst: epochs of stage 1 (default: half of --epochs)")
     protocol: str = option("search", help="data split: 'search' trains on half of the training set and holds out "
                                           "the other half; 'full' trains on all of it")
     data: str | None = option(None, help="data folder (default: $HWNAS_DATA, else ./data)")
@@ -126,7 +130,8 @@ class TrainConfig(SpaceConfig):
             if not 1 <= int(self.few_shot_epochs) < int(self.epochs):
                 raise UsageError(f"--few-shot-epochs must be >= 1 and below --epochs ({self.epochs}) so the parent "
                                  f"trains first, got {self.few_shot_epochs}")
-        fbnet_only = {"latency_table": None, "size_limit_mb": None, "latency_term": "fbnet"}
+        fbnet_only = {"latency_table": None, "size_limit_mb": None, "latency_term": "fbnet", "fbnet_schedule": "joint",
+                      "stage1_epochs": None}
         if self.mode != "fbnet":
             for name, default in fbnet_only.items():
                 if getattr(self, name) != default:
@@ -142,6 +147,13 @@ class TrainConfig(SpaceConfig):
                 raise UsageError(f"--latency-table {self.latency_table} does not exist")
             if self.latency_term not in LATENCY_TERMS:
                 raise UsageError(f"unknown --latency-term '{self.latency_term}'; valid: {', '.join(LATENCY_TERMS)}")
+            from .modes.fbnet import SCHEDULES
+
+            if self.fbnet_schedule not in SCHEDULES:
+                raise UsageError(f"unknown --fbnet-schedule '{self.fbnet_schedule}'; valid: {', '.join(SCHEDULES)}")
+            if self.stage1_epochs is not None and not 0 <= int(self.stage1_epochs) < int(self.epochs):
+                raise UsageError(f"--stage1-epochs must be >= 0 and below --epochs ({self.epochs}), "
+                                 f"got {self.stage1_epochs}")
             if self.size_limit_mb is not None and not (math.isfinite(self.size_limit_mb) and self.size_limit_mb > 0):
                 raise UsageError(f"--size-limit-mb must be a positive number, got {self.size_limit_mb}")
         if self.order not in (1, 2):

@@ -55,7 +55,7 @@ def test_the_size_constraint_pushes_the_derived_arch_under_the_limit():
     x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
     for _ in range(40):
         mode.train_step(x, y, (x, y))
-    assert size.of(mode.derived_arch()) <= limit
+    assert torch.isfinite(mode.alpha).all() and size.of(mode.derived_arch()) <= limit
     assert mode.summary()["derived_size_mb"] == pytest.approx(size.of(mode.derived_arch()))
 
 
@@ -97,6 +97,12 @@ def test_fbnet_options_and_their_errors(tmp_path):
         TrainConfig(mode="fbnet", latency_table=table, latency_term="mul").validate()
     with pytest.raises(UsageError, match="--size-limit-mb must be a positive number, got -1"):
         TrainConfig(mode="fbnet", latency_table=table, size_limit_mb=-1).validate()
+    with pytest.raises(UsageError, match="unknown --fbnet-schedule 'both'; valid: joint, best_worst"):
+        TrainConfig(mode="fbnet", latency_table=table, fbnet_schedule="both").validate()
+    with pytest.raises(UsageError, match=r"--stage1-epochs must be >= 0 and below --epochs \(2\), got 2"):
+        TrainConfig(mode="fbnet", latency_table=table, epochs=2, stage1_epochs=2).validate()
+    with pytest.raises(UsageError, match="--fbnet-schedule is an fbnet option"):
+        TrainConfig(mode="gdas", fbnet_schedule="best_worst").validate()
     with pytest.raises(UsageError, match="--latency-table is an fbnet option; mode 'spos'"):
         TrainConfig(mode="spos", latency_table=table).validate()
     with pytest.raises(UsageError, match=r"has choices \[5, 5, 5, 5, 5, 5\] per decision; mobilenet has"):
@@ -127,3 +133,38 @@ def test_lut_fit_and_train_with_a_device_target(data_dir, tmp_path, capsys):
     assert "--target is an fbnet option" in capsys.readouterr().err
     assert main(["lut", "fit", "--target", "nowhere", "--hwnasbench", hw, "--out", str(tmp_path / "y.json")]) == 2
     assert "unknown target 'nowhere'" in capsys.readouterr().err and not (tmp_path / "y.json").exists()
+
+
+def test_best_worst_rounds_train_exactly_two_best_and_two_worst_choices_per_layer():
+    torch.manual_seed(0)
+    space = get_space("resblock", stages=[[1, 1, 1], [2, 1, 2]])
+    net = space.build_supernet(channels=4)
+    free = ChoiceCosts([[0.0] * n for n in space.num_choices])
+    names = space.choices(0)
+    best, worst = [names.index("basic1"), names.index("basic2")], [names.index("conv"), names.index("dwsep")]
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+
+    def trained_choices(mode):
+        mode.train_step(x, y, (x, y))
+        return [{k for k in range(n) if any(p.grad is not None for p in net.choice_parameters(d, k))}
+                for d, n in enumerate(space.num_choices)]
+
+    mode = FBNet(net, space, torch.optim.SGD(net.parameters(), lr=0.01), latency=free,
+                 schedule="best_worst", stage1_epochs=1, arch_lr=1e-6)
+    with torch.no_grad():
+        mode.alpha.zero_()
+        mode.alpha[:, best] = torch.tensor([2.0, 1.0])
+        mode.alpha[:, worst] = torch.tensor([-1.0, -2.0])
+    with_params = [{k for k in range(n) if net.choice_parameters(d, k)} for d, n in enumerate(space.num_choices)]
+    assert with_params[0] < with_params[1]  # a stage's first layer projects even in skip and the pools
+    mode.on_epoch_start(0, 3)  # stage 1: every choice with weights trains
+    assert trained_choices(mode) == with_params
+    before = {id(p): p.detach().clone() for k in with_params[0] - set(best + worst) for p in net.choice_parameters(0, k)}
+    mode.on_epoch_start(1, 3)  # a stage-2 round
+    assert mode.unfrozen == [sorted(best + worst)] * len(space.num_choices)
+    assert trained_choices(mode) == [set(best + worst)] * len(space.num_choices)
+    for k in with_params[0] - set(best + worst):  # frozen: not even weight decay or momentum moves them
+        for p in net.choice_parameters(0, k):
+            assert torch.equal(p.detach(), before[id(p)])
+    assert mode.summary()["best_worst_unfrozen"][0] == ["basic1", "basic2", "conv", "dwsep"]
+    assert torch.isfinite(mode.alpha).all()

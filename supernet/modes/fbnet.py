@@ -18,6 +18,12 @@ differentiable in alpha. The per-choice latency table is handed in (`hardware.ch
 from a `hwnas lut` table or fitted to a per-arch device table); the per-choice size is the space's own
 parameter count (fitted exactly on a few subnets, see `size_costs`). The derived arch is the argmax per
 decision, reported with its table latency and size.
+
+LuffyNet's two-stage schedule (`schedule="best_worst"`): stage 1 (the first `stage1_epochs`, default half the
+run) trains weights and architecture parameters together as above; in stage 2 every epoch is a round in
+which each decision trains only the weights of its 2 best and 2 worst choices by architecture weight ("Best
+Optimize / Worst Optimize") and the others are frozen. A weight shared by several choices (a layer-wise
+weight group) trains while any of them is unfrozen.
 """
 from __future__ import annotations
 
@@ -31,9 +37,11 @@ import torch.nn.functional as F
 from hwnas.core.errors import UsageError
 from hwnas.hardware.choice_costs import ChoiceCosts, fit_choice_costs
 
-from .base import ArchParameterMode, cross_entropy, register_mode
+from .base import GRAD_CLIP, ArchParameterMode, cross_entropy, register_mode
 
 LATENCY_TERMS = ("fbnet", "additive")
+SCHEDULES = ("joint", "best_worst")
+BEST_WORST = 2  # LuffyNet: per layer, the 2 best and the 2 worst blocks train in a stage-2 round
 BYTES_PER_PARAM = 4  # float32 weights
 
 
@@ -81,7 +89,7 @@ def fbnet_options(cfg, space) -> dict[str, Any]:
     return {"latency": latency_costs(cfg.latency_table, space, cfg.seed),
             "size": size_costs(space, cfg.channels, cfg.cells), "size_limit_mb": cfg.size_limit_mb,
             "latency_term": cfg.latency_term, "alpha_lat": cfg.latency_alpha, "beta_lat": cfg.latency_beta,
-            "beta_size": cfg.size_beta}
+            "beta_size": cfg.size_beta, "schedule": cfg.fbnet_schedule, "stage1_epochs": cfg.stage1_epochs}
 
 
 @register_mode("fbnet")
@@ -91,8 +99,13 @@ class FBNet(ArchParameterMode):
     def __init__(self, model, space, weight_optimizer, seed=0, latency: ChoiceCosts | None = None,
                  size: ChoiceCosts | None = None, size_limit_mb: float | None = None, latency_term: str = "fbnet",
                  alpha_lat: float = 0.2, beta_lat: float = 0.6, beta_size: float = 10.0, tau_start: float = 5.0,
-                 tau_decay: float = 0.956, **options):
+                 tau_decay: float = 0.956, schedule: str = "joint", stage1_epochs: int | None = None, **options):
         super().__init__(model, space, weight_optimizer, seed=seed, **options)
+        if schedule not in SCHEDULES:
+            raise UsageError(f"unknown fbnet schedule '{schedule}'; valid: {', '.join(SCHEDULES)}")
+        self.schedule, self.stage1_epochs = schedule, stage1_epochs
+        self.unfrozen: list[list[int]] | None = None  # per decision, the choices whose weights train (stage 2)
+        self._frozen: list[torch.nn.Parameter] = []
         if latency is None:
             raise UsageError("mode 'fbnet' needs a per-choice latency table (a LUT or a device table to fit)")
         if latency_term not in LATENCY_TERMS:
@@ -106,6 +119,35 @@ class FBNet(ArchParameterMode):
         self.tau_start, self.tau_decay = float(tau_start), float(tau_decay)
         self._lat = torch.tensor(self.latency.matrix(), dtype=torch.float32)
         self._size = None if self.size is None else torch.tensor(self.size.matrix(), dtype=torch.float32)
+
+    def on_epoch_start(self, epoch: int, epochs: int) -> None:
+        """LuffyNet's Best/Worst optimisation: from the first epoch of stage 2 on, every epoch is a round in
+        which each decision trains only the weights of its 2 best and 2 worst choices by architecture weight."""
+        super().on_epoch_start(epoch, epochs)
+        stage1 = self.stage1_epochs if self.stage1_epochs is not None else epochs // 2
+        if self.schedule != "best_worst" or epoch < stage1:
+            self.unfrozen, self._frozen = None, []
+            return
+        alpha = self.logits().detach()
+        self.unfrozen = []
+        for d, n in enumerate(self.space.num_choices):
+            order = sorted(range(n), key=lambda k: (-float(alpha[d, k]), k))
+            self.unfrozen.append(sorted(set(order[:BEST_WORST] + order[-BEST_WORST:])))
+        keep = {id(p) for d, choices in enumerate(self.unfrozen) for k in choices
+                for p in self.model.choice_parameters(d, k)}
+        self._frozen = [p for d, n in enumerate(self.space.num_choices) for k in range(n)
+                        for p in self.model.choice_parameters(d, k) if id(p) not in keep]
+
+    def weight_update(self, loss: torch.Tensor) -> None:
+        """The base update, with the weights of frozen choices left out (no gradient, no decay, no momentum)."""
+        if not self._frozen:
+            return super().weight_update(loss)
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for p in self._frozen:
+            p.grad = None
+        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], GRAD_CLIP)
+        self.weight_optimizer.step()
 
     @property
     def tau(self) -> float:
@@ -129,7 +171,8 @@ class FBNet(ArchParameterMode):
 
     def arch_loss(self, ce: torch.Tensor) -> torch.Tensor:
         """The architecture objective of one held-out batch's cross-entropy `ce` (see module docstring)."""
-        term = self.alpha_lat * torch.log1p(self.expected_latency()) ** self.beta_lat
+        # clamped: x ** beta (beta < 1) has an infinite slope at 0 (a table of zero latencies)
+        term = self.alpha_lat * torch.log1p(self.expected_latency()).clamp_min(1e-6) ** self.beta_lat
         loss = ce * term if self.latency_term == "fbnet" else ce + term
         if self.size_limit_mb is not None:
             loss = loss + (self.expected_size() / self.size_limit_mb) ** self.beta_size
@@ -151,6 +194,9 @@ class FBNet(ArchParameterMode):
                f"derived_table_latency_{self.latency.unit}": self.latency.of(arch),
                f"expected_latency_{self.latency.unit}": float(self.expected_latency().detach()),
                "latency_table": self.latency.source}
+        if self.unfrozen is not None:
+            out["best_worst_unfrozen"] = [[self.space.choices(d)[k] if hasattr(self.space, "choices") else k
+                                           for k in ks] for d, ks in enumerate(self.unfrozen)]
         if self.size is not None:
             out["derived_size_mb"] = self.size.of(arch)
             out["expected_size_mb"] = float(self.expected_size().detach())
