@@ -79,7 +79,8 @@ class TrainConfig(SpaceConfig):
     out: str = option("runs/default", help="run folder (checkpoint, config, metrics, result, log)")
     lr: float = option(0.025, help="weight learning rate (SGD nesterov, cosine schedule)")
     weight_decay: float = option(5e-4, help="weight decay of the weight optimizer")
-    arch_lr: float = option(3e-4, help="architecture learning rate (Adam; DARTS/GDAS)")
+    arch_lr: float = option(3e-4, help="architecture learning rate (Adam; DARTS/GDAS/fbnet; the controller's "
+                                        "for enas/canas)")
     order: int = option(1, help="DARTS order: 1 or 2 (finite-difference Hessian)")
     latency_table: str | None = option(None, help="fbnet: per-choice latency, a `hwnas lut build` table "
                                                   "(JSON/CSV) or a per-choice cost table (`hardware.choice_costs` "
@@ -91,6 +92,8 @@ class TrainConfig(SpaceConfig):
     size_limit_mb: float | None = option(None, help="fbnet: LuffyNet's model-size constraint, "
                                                     "(SIZE/limit)^size_beta added to the arch loss (float32 MB)")
     size_beta: float = option(10.0, help="fbnet: exponent of the size constraint (large: a soft wall at the limit)")
+    cost_exponent: float = option(-0.5, help="canas: w of the reward acc * (cost / F) ** w above the annealed "
+                                             "cost target F (MnasNet's soft constraint; < 0)")
     fbnet_schedule: str = option("joint", help="fbnet: 'joint' (weights and architecture together throughout) "
                                                "or 'best_worst' (LuffyNet: after --stage1-epochs, each epoch trains "
                                                "only each decision's 2 best and 2 worst choices' weights)")
@@ -130,13 +133,18 @@ class TrainConfig(SpaceConfig):
             if not 1 <= int(self.few_shot_epochs) < int(self.epochs):
                 raise UsageError(f"--few-shot-epochs must be >= 1 and below --epochs ({self.epochs}) so the parent "
                                  f"trains first, got {self.few_shot_epochs}")
-        fbnet_only = {"latency_table": None, "size_limit_mb": None, "latency_term": "fbnet", "fbnet_schedule": "joint",
-                      "stage1_epochs": None}
+        fbnet_only = {"size_limit_mb": None, "latency_term": "fbnet", "fbnet_schedule": "joint", "stage1_epochs": None}
+        if self.mode not in ("fbnet", "enas", "canas"):
+            fbnet_only["latency_table"] = None
         if self.mode != "fbnet":
             for name, default in fbnet_only.items():
                 if getattr(self, name) != default:
                     raise UsageError(f"--{name.replace('_', '-')} is an fbnet option; mode '{self.mode}' has no "
                                      "hardware term in its loss")
+            if self.latency_table and not Path(self.latency_table).expanduser().is_file():
+                raise UsageError(f"--latency-table {self.latency_table} does not exist")
+            if self.mode == "canas" and not (math.isfinite(self.cost_exponent) and self.cost_exponent < 0):
+                raise UsageError(f"--cost-exponent must be a negative number, got {self.cost_exponent}")
         else:
             from .modes.fbnet import LATENCY_TERMS
 
@@ -234,6 +242,12 @@ def make_mode(cfg: TrainConfig, model: torch.nn.Module, space, optimizer, fixed:
         from .modes.fbnet import fbnet_options
 
         spos = fbnet_options(cfg, space)
+    elif cfg.mode in ("enas", "canas"):
+        from .costs import flops_costs, latency_costs
+
+        cost = (latency_costs(cfg.latency_table, space, cfg.seed) if cfg.latency_table
+                else flops_costs(space, cfg.channels, cfg.cells))
+        spos = {"cost": cost, "cost_exponent": cfg.cost_exponent}
     return get_mode(cfg.mode)(model, space, optimizer, seed=cfg.seed, order=cfg.order, arch_lr=cfg.arch_lr, **spos)
 
 
@@ -324,8 +338,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
             if old.get(key) != getattr(cfg, key):
                 raise UsageError(f"checkpoint '{ckpt_path}' was trained with {key}={old.get(key)!r}; "
                                  f"this run asks {key}={getattr(cfg, key)!r}")
-        if (cfg.few_shot_edge is not None or cfg.schedule != "none") and old["epochs"] != cfg.epochs:
-            what = "a few-shot run" if cfg.few_shot_edge is not None else f"a {cfg.schedule} schedule"
+        fixed_length = cfg.few_shot_edge is not None or cfg.schedule != "none" or cfg.mode == "canas"
+        if fixed_length and old["epochs"] != cfg.epochs:
+            what = ("a few-shot run" if cfg.few_shot_edge is not None else
+                    "a canas run (its cost target anneals over the whole run)" if cfg.mode == "canas" else
+                    f"a {cfg.schedule} schedule")
             raise UsageError(f"{what} keeps its --epochs on resume: '{ckpt_path}' has {old['epochs']}, "
                              f"this run asks {cfg.epochs}")
     with log_to_file(out / LOG):
@@ -382,6 +399,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
             mode = make_mode(cfg, model.parts[wanted], space, optimizer, fixed={cfg.few_shot_edge: wanted})
             mode.generator.set_state(generator)
             part = wanted
+        if hasattr(mode, "steps_per_epoch"):  # modes whose schedule runs over steps (canas)
+            mode.steps_per_epoch = len(batches["train"])
         mode.on_epoch_start(schedule_epoch, cfg.epochs)
         batches["train"].set_epoch(epoch)
         val_iter = _cycle(batches["val"], epoch) if mode.bilevel else None
@@ -419,10 +438,27 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
     final = metrics.rows[-1] if metrics.rows else {}
     result = {"run": str(out), "space": cfg.space, "mode": cfg.mode, "dataset": cfg.dataset, "epochs": cfg.epochs,
               "val_acc": final.get("val_acc"), "train_acc": final.get("train_acc"), **mode.summary()}
+    if getattr(mode, "sampled", None):  # enas/canas: every path the controller was rewarded for
+        write_sampled(out / "sampled.csv", mode)
     atomic_write_json(out / "result.json", result)
     if "warning" in result:
         log.warning(result["warning"])
     return result
+
+
+def write_sampled(path: Path, mode) -> Path:
+    """The controller's rewarded paths as CSV: arch_str, encoding, held-out batch accuracy, cost, target,
+    reward, epoch (one row per step, repeats kept)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    unit = mode.cost.unit if mode.cost is not None else ""
+    writer.writerow(["arch_str", "encoding", "batch_acc", f"cost_{unit}" if unit else "cost", "target", "reward",
+                     "epoch"])
+    for r in mode.sampled:
+        writer.writerow([mode.space.to_str(tuple(r["arch"])), ",".join(map(str, r["arch"])), r["acc"], r["cost"],
+                         "" if r["target"] is None else r["target"], r["reward"], r["epoch"]])
+    atomic_write_text(path, buf.getvalue())
+    return path
 
 
 def trained_run(cfg: TrainConfig, reuse: Sequence[str | Path] = ()) -> Path:

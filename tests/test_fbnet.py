@@ -13,7 +13,8 @@ from hwnas.core.errors import UsageError
 from hwnas.hardware.choice_costs import ChoiceCosts
 from hwnas.hardware.lut import LatencyTable
 from hwnas.supernet.modes import get_mode
-from hwnas.supernet.modes.fbnet import FBNet, latency_costs, size_costs
+from hwnas.supernet.costs import latency_costs, size_costs
+from hwnas.supernet.modes.fbnet import FBNet
 from hwnas.supernet.spaces import get_space
 from hwnas.supernet.trainer import TrainConfig, train
 

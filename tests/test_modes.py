@@ -210,10 +210,10 @@ def test_darts_and_gdas_report_derived_arch_and_skip_fraction(space, name):
 
 
 def test_mode_registry_lists_valid_names():
-    assert list_modes() == ["spos", "darts", "gdas", "fbnet"]
+    assert list_modes() == ["spos", "darts", "gdas", "fbnet", "enas", "canas"]
     assert get_mode("darts") is DARTS and get_mode("gdas") is GDAS
-    with pytest.raises(ValueError, match="unknown mode 'enas'; valid: spos, darts, gdas, fbnet"):
-        get_mode("enas")
+    with pytest.raises(ValueError, match="unknown mode 'nasnet'; valid: spos, darts, gdas, fbnet, enas, canas"):
+        get_mode("nasnet")
 
 
 class _PairSpace:

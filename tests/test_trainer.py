@@ -84,7 +84,7 @@ def test_resumed_run_equals_uninterrupted_run(mode, data_dir, tmp_path):
                                build_run(_cfg(data_dir, a, mode=mode, epochs=2, **extra))[4].alpha.detach())
 
 
-@pytest.mark.parametrize("mode", ["spos", "gdas"])
+@pytest.mark.parametrize("mode", ["spos", "gdas", "canas"])
 def test_run_interrupted_after_a_checkpoint_resumes_exactly(mode, data_dir, tmp_path, crash_after_checkpoint):
     a, b = tmp_path / "a", tmp_path / "b"
     train(_cfg(data_dir, a, mode=mode, epochs=2))
@@ -94,6 +94,10 @@ def test_run_interrupted_after_a_checkpoint_resumes_exactly(mode, data_dir, tmp_
     assert load_checkpoint(b / "supernet.pt")["epoch"] == 0 and not (b / "result.json").exists()
     train(_cfg(data_dir, b, mode=mode, epochs=2), resume=True)
     _assert_runs_equal(a, b)
+    if mode == "canas":  # the controller and every path it sampled resume too; its length is fixed
+        assert (a / "sampled.csv").read_text() == (b / "sampled.csv").read_text()
+        with pytest.raises(ValueError, match="a canas run .* keeps its --epochs on resume"):
+            train(_cfg(data_dir, b, mode=mode, epochs=3), resume=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -122,7 +126,7 @@ def test_training_into_a_folder_that_holds_a_run_needs_resume(spos_run, tmp_path
 
 
 @pytest.mark.parametrize("key, value, valid", [
-    ("mode", "enas", ["spos", "darts", "gdas"]),
+    ("mode", "nasnet", ["spos", "darts", "gdas"]),
     ("space", "nb301", ["nb201"]),
     ("dataset", "mnist", ["cifar10", "cifar100", "ImageNet16-120"]),
 ])

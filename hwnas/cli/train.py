@@ -77,7 +77,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, resume=args.resume)
     print(f"trained {result['mode']} supernet in {result['run']}: held-out accuracy {result['val_acc']:.2f}%")
     if result.get("derived_arch"):
-        print(f"derived arch {result['derived_arch']} (identity ops on {result['skip_fraction']:.0%} of decisions)")
+        skips = f" (identity ops on {result['skip_fraction']:.0%} of decisions)" if "skip_fraction" in result else ""
+        print(f"derived arch {result['derived_arch']}{skips}")
+    if result.get("sampled_archs"):
+        from pathlib import Path
+
+        from hwnas.evolve.sampled_front import front_from_sampled
+
+        run = Path(result["run"])
+        front = front_from_sampled(run / "sampled.csv", meta={"mode": result["mode"], "space": result["space"]})
+        front.save(run / "front")
+        print(f"front of the {result['sampled_archs']} sampled paths ({len(front.table)} distinct, "
+              f"{int(front.table.is_pareto.sum())} Pareto-optimal): {run / 'front'}.csv")
     if "derived_table_latency_ms" in result:
         size = f", {result['derived_size_mb']:.3f} MB" if "derived_size_mb" in result else ""
         print(f"derived arch's table latency {result['derived_table_latency_ms']:.3f} ms{size} "

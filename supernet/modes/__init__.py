@@ -18,5 +18,6 @@ from .spos import SPOS  # noqa: E402  (each mode module registers its class)
 from .darts import DARTS  # noqa: E402
 from .gdas import GDAS  # noqa: E402
 from .fbnet import FBNet  # noqa: E402
+from .enas import CANAS, ENAS  # noqa: E402
 
-__all__ = ["ArchParameterMode", "TrainingMode", "MODES", "get_mode", "list_modes", "SPOS", "DARTS", "GDAS", "FBNet"]
+__all__ = ["ArchParameterMode", "TrainingMode", "MODES", "get_mode", "list_modes", "SPOS", "DARTS", "GDAS", "FBNet", "ENAS", "CANAS"]

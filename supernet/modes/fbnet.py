@@ -27,60 +27,20 @@ weight group) trains while any of them is unfrozen.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from hwnas.core.errors import UsageError
-from hwnas.hardware.choice_costs import ChoiceCosts, fit_choice_costs
+from hwnas.hardware.choice_costs import ChoiceCosts
 
+from ..costs import latency_costs, size_costs
 from .base import GRAD_CLIP, ArchParameterMode, cross_entropy, register_mode
 
 LATENCY_TERMS = ("fbnet", "additive")
 SCHEDULES = ("joint", "best_worst")
 BEST_WORST = 2  # LuffyNet: per layer, the 2 best and the 2 worst blocks train in a stage-2 round
-BYTES_PER_PARAM = 4  # float32 weights
-
-
-def size_costs(space, channels: int, cells: int, num_classes: int = 10, seed: int = 0) -> ChoiceCosts:
-    """Per-choice model size (MB of float32 parameters) of `space` at this size, fitted by least squares on
-    random subnets' parameter counts. Parameters are additive over decisions, so the fit is exact (R^2 1)."""
-    rng = np.random.default_rng(seed)
-    n = 2 * (sum(space.num_choices) + 1)
-    archs = [space.sample(rng) for _ in range(n)]
-    sizes = [sum(p.numel() for p in space.build_subnet(a, channels=channels, cells=cells,
-                                                       num_classes=num_classes).parameters())
-             * BYTES_PER_PARAM / 1e6 for a in archs]
-    return fit_choice_costs(archs, sizes, space.num_choices, holdout=0.0, metric="size", unit="MB",
-                            source=f"{space.name} subnet parameters at C={channels}, N={cells}")
-
-
-def latency_costs(path: str, space, seed: int = 0) -> ChoiceCosts:
-    """The per-choice latency table in `path`: a per-choice cost table as it is, or a `hwnas lut build` table
-    turned into one by fitting its per-arch predictions (the sum of the arch's blocks) on random archs; a
-    LUT's sum is additive over decisions, so the fit is exact, and its R^2 says so."""
-    import json
-
-    from hwnas.hardware.lut import LatencyTable
-
-    text = Path(path).expanduser().read_text(encoding="utf-8", errors="replace")
-    try:
-        is_costs = "costs" in json.loads(text)
-    except (ValueError, TypeError, RecursionError):
-        is_costs = False
-    if is_costs:
-        return ChoiceCosts.load(path).check(space.num_choices, space.name)
-    table = LatencyTable.load(path)
-    rng = np.random.default_rng(seed)
-    archs = [space.sample(rng) for _ in range(4 * (sum(space.num_choices) + 1))]
-    try:
-        values = [table.predict(space.arch_blocks(a)) for a in archs]
-    except (KeyError, UsageError) as e:
-        raise UsageError(f"latency table {path} does not cover space '{space.name}' ({e})") from None
-    return fit_choice_costs(archs, values, space.num_choices, seed=seed, source=f"LUT {path}")
 
 
 def fbnet_options(cfg, space) -> dict[str, Any]:
