@@ -94,6 +94,10 @@ class TrainConfig(SpaceConfig):
     size_beta: float = option(10.0, help="fbnet: exponent of the size constraint (large: a soft wall at the limit)")
     cost_exponent: float = option(-0.5, help="canas: w of the reward acc * (cost / F) ** w above the annealed "
                                              "cost target F (MnasNet's soft constraint; < 0)")
+    tailoring_report: str | None = option(None, help="htas: the `hwnas space tailor` report whose fitted latency "
+                                                     "curves price each layer's width (`hwnas train --tailored "
+                                                     "FILE` sets it too)")
+    lambda_cost: float = option(1.0, help="htas: weight of the expected latency (ms) in the architecture loss")
     fbnet_schedule: str = option("joint", help="fbnet: 'joint' (weights and architecture together throughout) "
                                                "or 'best_worst' (LuffyNet: after --stage1-epochs, each epoch trains "
                                                "only each decision's 2 best and 2 worst choices' weights)")
@@ -164,6 +168,15 @@ class TrainConfig(SpaceConfig):
                                  f"got {self.stage1_epochs}")
             if self.size_limit_mb is not None and not (math.isfinite(self.size_limit_mb) and self.size_limit_mb > 0):
                 raise UsageError(f"--size-limit-mb must be a positive number, got {self.size_limit_mb}")
+        if self.mode != "htas" and (self.tailoring_report is not None or self.lambda_cost != 1.0):
+            raise UsageError(f"--tailoring-report and --lambda-cost are htas options; mode '{self.mode}' has no "
+                             "latency regulariser")
+        if self.mode == "htas":
+            if not self.tailoring_report or not Path(self.tailoring_report).expanduser().is_file():
+                raise UsageError("mode 'htas' needs the tailoring report (--tailored FILE.json from `hwnas space "
+                                 f"tailor`); got {self.tailoring_report!r}")
+            if not (math.isfinite(self.lambda_cost) and self.lambda_cost >= 0):
+                raise UsageError(f"--lambda-cost must be a number >= 0, got {self.lambda_cost}")
         if self.order not in (1, 2):
             raise UsageError(f"--order must be 1 or 2, got {self.order}")
         if self.protocol not in SEARCH_PROTOCOLS:
@@ -242,6 +255,10 @@ def make_mode(cfg: TrainConfig, model: torch.nn.Module, space, optimizer, fixed:
         from .modes.fbnet import fbnet_options
 
         spos = fbnet_options(cfg, space)
+    elif cfg.mode == "htas":
+        from .modes.htas import stage_curves
+
+        spos = {"curves": stage_curves(cfg.tailoring_report), "lambda_cost": cfg.lambda_cost}
     elif cfg.mode in ("enas", "canas"):
         from .costs import flops_costs, latency_costs
 

@@ -68,7 +68,7 @@ def test_every_config_field_has_a_flag(capsys):
 
 
 def test_bad_values_give_one_line_errors(capsys, data_dir, tmp_path):
-    assert "unknown mode 'foo'; valid: spos, darts, gdas, fbnet, enas, canas" in _error(capsys, ["train", "--mode", "foo"])
+    assert "unknown mode 'foo'; valid: spos, darts, gdas, fbnet, enas, canas, htas" in _error(capsys, ["train", "--mode", "foo"])
     assert "unknown space 'nb101'; valid: mobilenet, nb201, resblock, shufflenet" in _error(
         capsys, ["train", "--space", "nb101"])
     assert "unknown dataset 'svhn'" in _error(capsys, ["train", "--dataset", "svhn"])

@@ -210,9 +210,9 @@ def test_darts_and_gdas_report_derived_arch_and_skip_fraction(space, name):
 
 
 def test_mode_registry_lists_valid_names():
-    assert list_modes() == ["spos", "darts", "gdas", "fbnet", "enas", "canas"]
+    assert list_modes() == ["spos", "darts", "gdas", "fbnet", "enas", "canas", "htas"]
     assert get_mode("darts") is DARTS and get_mode("gdas") is GDAS
-    with pytest.raises(ValueError, match="unknown mode 'nasnet'; valid: spos, darts, gdas, fbnet, enas, canas"):
+    with pytest.raises(ValueError, match="unknown mode 'nasnet'; valid: spos, darts, gdas, fbnet, enas, canas, htas"):
         get_mode("nasnet")
 
 

@@ -55,6 +55,25 @@ def _target_latency_table(args: argparse.Namespace, cfg) -> str:
     return str(costs.save(Path(cfg.out) / "latency_costs.json"))
 
 
+def _measure_derived(cfg, result: dict) -> None:
+    """HTAS: the derived widths and depths, and the derived subnet's latency measured on this CPU (batch 1,
+    one thread), added to result.json."""
+    from pathlib import Path
+
+    from hwnas.core.files import atomic_write_json
+    from hwnas.hardware.measure import measure
+    from hwnas.supernet.spaces import get_space
+
+    space = get_space(cfg.space, **cfg.space_options)
+    net = space.build_subnet(space.from_str(result["derived_arch"]), channels=cfg.channels)
+    timing = measure(net, "cpu", warmup=5, repeats=30, threads=1)
+    result["derived_measured_latency_ms_cpu"] = timing.median_ms
+    atomic_write_json(Path(result["run"]) / "result.json", result)
+    print(f"derived widths {result['derived_widths']}, depth per stage {result['derived_depths']}: "
+          f"{result['derived_expected_latency_ms']:.3f} ms by the curves, {timing.median_ms:.3f} ms measured here "
+          f"(CPU, batch 1, 1 thread)")
+
+
 def _train_config():
     from hwnas.supernet.trainer import TrainConfig
 
@@ -72,6 +91,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = config_from_args(TrainConfig, args, args._keys, progress=not args.quiet)
     cfg.space_options = tailored_space_options(args, cfg.space, cfg.channels)
+    if cfg.mode == "htas" and args.tailored and not cfg.tailoring_report:
+        cfg.tailoring_report = args.tailored
     if args.target:
         cfg.latency_table = _target_latency_table(args, cfg)
     result = train(cfg, resume=args.resume)
@@ -79,6 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.get("derived_arch"):
         skips = f" (identity ops on {result['skip_fraction']:.0%} of decisions)" if "skip_fraction" in result else ""
         print(f"derived arch {result['derived_arch']}{skips}")
+    if result["mode"] == "htas":
+        _measure_derived(cfg, result)
     if result.get("sampled_archs"):
         from pathlib import Path
 

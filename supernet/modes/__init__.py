@@ -19,5 +19,6 @@ from .darts import DARTS  # noqa: E402
 from .gdas import GDAS  # noqa: E402
 from .fbnet import FBNet  # noqa: E402
 from .enas import CANAS, ENAS  # noqa: E402
+from .htas import HTAS  # noqa: E402
 
-__all__ = ["ArchParameterMode", "TrainingMode", "MODES", "get_mode", "list_modes", "SPOS", "DARTS", "GDAS", "FBNet", "ENAS", "CANAS"]
+__all__ = ["ArchParameterMode", "TrainingMode", "MODES", "get_mode", "list_modes", "SPOS", "DARTS", "GDAS", "FBNet", "ENAS", "CANAS", "HTAS"]
