@@ -128,6 +128,11 @@ def test_lut_fit_and_train_with_a_device_target(data_dir, tmp_path, capsys):
             "--data", str(data_dir), "--out", str(run), "--quiet"]
     assert main(argv) == 0
     assert "derived arch's table latency" in capsys.readouterr().out
+    result = json.loads((run / "result.json").read_text())
+    from hwnas.benchmarks.tables.hwnasbench import HWNASBench
+
+    want = HWNASBench.load(hw).lookup([result["derived_arch"]], "fpga_latency")[0]
+    assert result["derived_true_latency_ms"] == pytest.approx(want)  # the device's own number, not the fit
     assert json.loads((run / "config.json").read_text())["latency_table"] == str(run / "latency_costs.json")
     assert ChoiceCosts.load(run / "latency_costs.json") == fpga
     assert main(["train", "--mode", "spos", "--target", "fpga", "--out", str(tmp_path / "x")]) == 2
