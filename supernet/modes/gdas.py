@@ -40,9 +40,13 @@ class GDAS(ArchParameterMode):
         self.weight_update(loss)
         self.arch_optimizer.zero_grad(set_to_none=True)
         val_loss = cross_entropy(self.model(val[0], hard=self.sample()), val[1])
-        self.alpha.grad = torch.autograd.grad(val_loss, self.alpha)[0]
+        self.alpha.grad = torch.autograd.grad(self.arch_objective(val_loss), self.alpha)[0]
         self.arch_optimizer.step()
         return loss.item(), logits.detach()
+
+    def arch_objective(self, val_loss: torch.Tensor) -> torch.Tensor:
+        """What the architecture step minimises, given the held-out batch's loss (GDAS: that loss)."""
+        return val_loss
 
     def summary(self):
         return {**super().summary(), "tau": self.tau}

@@ -26,7 +26,7 @@ import torch
 
 from hwnas.core.errors import UsageError
 
-from .base import cross_entropy, register_mode
+from .base import register_mode
 from .gdas import GDAS
 
 _WIDTH = re.compile(r"^k\d+h(\d+)$")
@@ -83,16 +83,8 @@ class HTAS(GDAS):
     def expected_latency(self, probs: torch.Tensor | None = None) -> torch.Tensor:
         return self.layer_latency(torch.softmax(self.logits(), dim=1) if probs is None else probs).sum()
 
-    def train_step(self, x, y, val=None):
-        logits = self.model(x, hard=self.sample())
-        loss = cross_entropy(logits, y)
-        self.weight_update(loss)
-        self.arch_optimizer.zero_grad(set_to_none=True)
-        val_loss = cross_entropy(self.model(val[0], hard=self.sample()), val[1])
-        objective = val_loss + self.lambda_cost * self.expected_latency()
-        self.alpha.grad = torch.autograd.grad(objective, self.alpha)[0]
-        self.arch_optimizer.step()
-        return loss.item(), logits.detach()
+    def arch_objective(self, val_loss: torch.Tensor) -> torch.Tensor:
+        return val_loss + self.lambda_cost * self.expected_latency()
 
     def summary(self) -> dict[str, Any]:
         arch = self.derived_arch()
