@@ -85,11 +85,21 @@ def _without_batchnorm(model: nn.Module) -> nn.Module:
     return clone
 
 
+def _relu6_as_relu(model: nn.Module) -> nn.Module:
+    """`model` (changed in place) with every ReLU6 replaced by ReLU."""
+    for module in list(model.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.ReLU6):
+                setattr(module, child_name, nn.ReLU())
+    return model
+
+
 def synflow(model: nn.Module, batches: Sequence[Batch]) -> float:
     """Sum over conv/linear weights of |w * dR/dw|, R = sum of the outputs for an all-ones input, with all
     parameters made positive and BatchNorm removed, in double precision (data-free: only the input's shape
-    is taken from the batch)."""
-    net = _without_batchnorm(model).double().eval()
+    is taken from the batch). ReLU6 counts as ReLU: with positive weights and no BatchNorm every activation
+    grows past 6, so a ReLU6 would pass no gradient and every MobileNetV2 subnet would score the same."""
+    net = _relu6_as_relu(_without_batchnorm(model)).double().eval()
     with torch.no_grad():
         for p in net.parameters():
             p.abs_()
@@ -269,8 +279,10 @@ class ZeroCostScorer(CachedScorer):
         self.num_classes = num_classes
         self.cache = ResultCache(cache or cache_dir() / "zero_cost.sqlite")
         self.source = f"zc:{signal}"
-        self.setting = json.dumps({"space": space.name, "options": space.options, "dataset": dataset,
-                                   "classes": num_classes}, sort_keys=True) + self.settings.key()
+        setting = {"space": space.name, "options": space.options, "dataset": dataset, "classes": num_classes}
+        if signal == "synflow" and space.name != "nb201":
+            setting["rev"] = 2  # ReLU6 counted as ReLU (NB201 has no ReLU6: its values and keys are unchanged)
+        self.setting = json.dumps(setting, sort_keys=True) + self.settings.key()
         self.label, self.progress = f"zc:{signal}", progress
 
     def compute(self, key: str) -> float:

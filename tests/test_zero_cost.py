@@ -32,6 +32,16 @@ def test_synflow_of_a_two_layer_net_by_hand():
     assert net[0].weight[0, 1].item() == -2.0  # the network itself is left as it was
 
 
+def test_synflow_counts_relu6_as_relu():
+    # hidden (30, 70) would saturate a ReLU6 and stop every gradient below it; as ReLU: 2 x (5*30 + 6*70)
+    net = nn.Sequential(nn.Linear(2, 2, bias=False), nn.ReLU6(), nn.Linear(2, 1, bias=False))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.tensor([[10.0, 20.0], [30.0, 40.0]]))
+        net[2].weight.copy_(torch.tensor([[5.0, 6.0]]))
+    assert zc.synflow(net, [(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long))]) == pytest.approx(1140.0)
+    assert isinstance(net[1], nn.ReLU6)  # the network itself keeps its ReLU6
+
+
 def test_synflow_ignores_batchnorm():
     net = nn.Sequential(nn.Linear(2, 2, bias=False), nn.BatchNorm1d(2), nn.Linear(2, 1, bias=False))
     with torch.no_grad():
