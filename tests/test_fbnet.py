@@ -78,6 +78,13 @@ def test_a_lut_becomes_an_exact_per_choice_table(tmp_path):
     for arch in [space.sample(rng) for _ in range(10)]:
         assert costs.of(arch) == pytest.approx(table.predict(space.arch_blocks(arch)), abs=1e-9)
     assert latency_costs(_table(tmp_path), get_space("nb201")).source == "synthetic"  # a cost table as it is
+    from hwnas.cli import main
+
+    run = tmp_path / "run"  # the command line: `--lut` names the LUT
+    assert main(["train", "--mode", "fbnet", "--space", "mobilenet", "--space-option", "stages=[[1.5,1,1],[2,2,2]]",
+                 "--lut", str(path), "--channels", "4", "--max-images", "64", "--batch-size", "32",
+                 "--held-out-images", "32", "--out", str(run), "--quiet"]) == 0
+    assert json.loads((run / "result.json").read_text())["latency_table"] == f"LUT {path}"
     net = space.build_supernet(channels=4)  # and the mode trains a layer-wise supernet's mixture with it
     mode = FBNet(net, space, torch.optim.SGD(net.parameters(), lr=0.01), latency=costs,
                  size=size_costs(space, 4, 1), size_limit_mb=0.01)

@@ -28,6 +28,8 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
                                                   "per-arch table (an HW-NAS-Bench device or a --device-table "
                                                   "name; written to OUT/latency_costs.json), instead of "
                                                   "--latency-table")
+    p.add_argument("--lut", default=None, metavar="FILE", help="fbnet: a `hwnas lut build` table as the per-choice "
+                                                           "latency (the same as --latency-table FILE)")
     p.add_argument("--hwnasbench", default=None, help="with --target: HW-NAS-Bench pickle (default: "
                                                       "$HWNAS_DATA/HW-NAS-Bench-v1_0.pickle)")
     p.add_argument("--device-table", dest="device_tables", action="append", default=[], metavar="FILE.csv",
@@ -103,6 +105,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg.space_options = tailored_space_options(args, cfg.space, cfg.channels)
     if cfg.mode == "htas" and args.tailored and not cfg.tailoring_report:
         cfg.tailoring_report = args.tailored
+    if args.lut:
+        if cfg.latency_table and cfg.latency_table != args.lut:
+            from hwnas.core.errors import UsageError
+
+            raise UsageError(f"--lut {args.lut} and --latency-table {cfg.latency_table} name two tables; give one")
+        cfg.latency_table = args.lut
     if args.target:
         cfg.latency_table = _target_latency_table(args, cfg)
     result = train(cfg, resume=args.resume)
