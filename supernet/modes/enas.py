@@ -109,7 +109,7 @@ class ENAS(TrainingMode):
 
 @register_mode("canas")
 class CANAS(ENAS):
-    """ENAS with a cost-aware reward whose target is cycle-annealed over the run (see module docstring)."""
+    """CANAS: ENAS rewarding acc * (cost / F) ** w above a cost target F annealed over the run (one run, a front)."""
 
     annealed = True
 

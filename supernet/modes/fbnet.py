@@ -54,7 +54,7 @@ def fbnet_options(cfg, space) -> dict[str, Any]:
 
 @register_mode("fbnet")
 class FBNet(ArchParameterMode):
-    """FBNet / LuffyNet (see module docstring): Gumbel-softmax mixture, latency and size in the arch loss."""
+    """FBNet / LuffyNet (Wu et al., CVPR 2019): a Gumbel-softmax mixture, expected latency and size in the arch loss."""
 
     def __init__(self, model, space, weight_optimizer, seed=0, latency: ChoiceCosts | None = None,
                  size: ChoiceCosts | None = None, size_limit_mb: float | None = None, latency_term: str = "fbnet",

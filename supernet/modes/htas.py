@@ -44,7 +44,7 @@ def stage_curves(report: str | Path | dict) -> list[dict]:
 
 @register_mode("htas")
 class HTAS(GDAS):
-    """HTAS (see module docstring): GDAS sampling, validation loss CE + lambda_cost * E[latency]."""
+    """HTAS: GDAS over a tailored space's widths and depths, arch loss CE + lambda_cost * E[latency] from curves."""
 
     def __init__(self, model, space, weight_optimizer, seed=0, curves: list[dict] | None = None,
                  lambda_cost: float = 1.0, **options):
