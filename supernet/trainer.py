@@ -60,7 +60,7 @@ class TrainConfig(SpaceConfig):
                                       "largest learn from its soft predictions (BigNAS/OFA); --no-distill: labels")
     schedule: str = option("none", help="SPOS schedule: none, or progressive (Once-for-All's progressive "
                                         "shrinking: largest block, then every kernel, then depth, then widths, "
-                                        "equal shares of the epochs; mobilenet)")
+                                        "equal shares of the epochs; mobilenet, shufflenet)")
     few_shot_edge: int | None = option(None, help="few-shot NAS (Zhao et al., ICML 2021; SPOS only): split the supernet "
                                                    "on decision K (an NB201 edge 0-5, a layer) into one sub-supernet "
                                                    "per choice, each fine-tuned from the parent on the paths taking "

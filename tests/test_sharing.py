@@ -163,6 +163,22 @@ def test_progressive_shrinking_opens_kernel_then_depth_then_width():
         assert drawn == expected[phase]
 
 
+def test_shufflenet_progressive_phases_bring_the_unshared_xception_last():
+    from hwnas.supernet.modes import SPOS
+
+    space = get_space("shufflenet", stages=SMALL["shufflenet"])
+    net = space.build_supernet(channels=4)
+    mode = SPOS(net, space, torch.optim.SGD(net.parameters(), lr=0.1), schedule="progressive")
+    shared = {"shuffle3", "shuffle5", "shuffle7"}
+    expected = {"largest": {"shuffle7"}, "kernel": shared, "depth": shared | {"skip"},
+                "xception": shared | {"skip", "xception"}}
+    for epoch, phase in enumerate(expected):
+        mode.on_epoch_start(epoch, 4)
+        assert mode.phase()[0] == phase
+        drawn = {space.choices(i)[a] for _ in range(200) for i, a in enumerate(mode.sample_arch())}
+        assert drawn == expected[phase]
+
+
 def test_sandwich_and_progressive_train_and_their_errors(data_dir, tmp_path):
     from hwnas.supernet.trainer import TrainConfig, train
 
@@ -173,7 +189,7 @@ def test_sandwich_and_progressive_train_and_their_errors(data_dir, tmp_path):
     with pytest.raises(UsageError, match="sandwich sampler needs a space whose blocks have sizes"):
         TrainConfig(sampler="sandwich", channels=4, cells=1).validate()
     with pytest.raises(UsageError, match="progressive shrinking needs"):
-        TrainConfig(space="shufflenet", schedule="progressive").validate()
+        TrainConfig(space="resblock", schedule="progressive").validate()
     with pytest.raises(UsageError, match="unknown SPOS schedule 'slow'"):
         TrainConfig(schedule="slow").validate()
 

@@ -16,7 +16,8 @@ three samplers:
 
 `schedule="progressive"` is Once-for-All's progressive shrinking (Cai et al., ICLR 2020) as a schedule of the
 sampler: the epochs are cut into the space's phases (`space.shrink_phases`; mobilenet: the largest block
-only, then every kernel, then skip too, then every expansion), each phase's paths drawn only among the choices
+only, then every kernel, then skip too, then every expansion; shufflenet: shuffle7, every shared kernel, skip,
+then Xception), each phase's paths drawn only among the choices
 it allows; a phase is `epochs / phases` epochs long (OFA tunes each phase's length; equal shares are our default).
 
 `fixed={decision: choice}` pins decisions in every path any sampler draws: how a few-shot sub-supernet
@@ -51,7 +52,7 @@ def check_schedule(space, sampler: str, schedule: str) -> None:
         raise UsageError(f"the sandwich sampler needs a space whose blocks have sizes (a layer-wise space); "
                          f"'{space.name}' has none")
     if schedule == "progressive" and not hasattr(space, "shrink_phases"):
-        raise UsageError(f"progressive shrinking needs a space with elastic kernels, depth and widths (mobilenet); "
+        raise UsageError(f"progressive shrinking needs a space with shrink phases (mobilenet, shufflenet); "
                          f"'{space.name}' has none")
 
 

@@ -51,6 +51,19 @@ class ShuffleNetSpace(LayerwiseSpace):
     def make_head(self, c_in: int, num_classes: int, channels: int) -> nn.Module:
         return classifier_head(c_in, self.width(self.head_multiple, channels), num_classes)
 
+    def shrink_phases(self) -> list[tuple[str, list[list[int]]]]:
+        """Progressive shrinking adapted to this space, as (phase, allowed choices per layer): the largest
+        shared unit (`shuffle7`), then every kernel of the shared units, then `skip` too (depth), then
+        `xception`. Random per-layer mixing of blocks that share no weights is what keeps a full-depth
+        supernet from learning at CPU budgets, so the unshared Xception comes last."""
+        phases = []
+        for phase, names in (("largest", {"shuffle7"}), ("kernel", {"shuffle3", "shuffle5", "shuffle7"}),
+                             ("depth", {"shuffle3", "shuffle5", "shuffle7", "skip"}),
+                             ("xception", {"shuffle3", "shuffle5", "shuffle7", "skip", "xception"})):
+            phases.append((phase, [[j for j, n in enumerate(self.choices(i)) if n in names]
+                                   for i in range(len(self.num_choices))]))
+        return phases
+
     def shared_group(self, name: str) -> str | None:
         """The shuffle units share one set of weights (kernels cut from the 7x7); Xception and skip do not."""
         return "shuffle" if name.startswith("shuffle") else None
