@@ -18,17 +18,21 @@ from hwnas.hardware.choice_costs import ChoiceCosts, fit_choice_costs
 BYTES_PER_PARAM = 4  # float32 weights
 
 
-def size_costs(space, channels: int, cells: int, num_classes: int = 10, seed: int = 0) -> ChoiceCosts:
-    """Per-choice model size (MB of float32 parameters) of `space` at this size, fitted by least squares on
-    random subnets' parameter counts. Parameters are additive over decisions, so the fit is exact (R^2 1)."""
+def _counted_costs(space, count, channels: int, cells: int, num_classes: int, seed: int, metric: str,
+                   unit: str, what: str) -> ChoiceCosts:
+    """Per-choice table of a count that is a sum over a subnet's blocks (`count(subnet)`), fitted by least
+    squares on random subnets at this size: exact for such counts (R^2 1)."""
     rng = np.random.default_rng(seed)
-    n = 2 * (sum(space.num_choices) + 1)
-    archs = [space.sample(rng) for _ in range(n)]
-    sizes = [sum(p.numel() for p in space.build_subnet(a, channels=channels, cells=cells,
-                                                       num_classes=num_classes).parameters())
-             * BYTES_PER_PARAM / 1e6 for a in archs]
-    return fit_choice_costs(archs, sizes, space.num_choices, holdout=0.0, metric="size", unit="MB",
-                            source=f"{space.name} subnet parameters at C={channels}, N={cells}")
+    archs = [space.sample(rng) for _ in range(2 * (sum(space.num_choices) + 1))]
+    values = [count(space.build_subnet(a, channels=channels, cells=cells, num_classes=num_classes)) for a in archs]
+    return fit_choice_costs(archs, values, space.num_choices, holdout=0.0, metric=metric, unit=unit,
+                            source=f"{space.name} subnet {what} at C={channels}, N={cells}")
+
+
+def size_costs(space, channels: int, cells: int, num_classes: int = 10, seed: int = 0) -> ChoiceCosts:
+    """Per-choice model size (MB of float32 parameters) of `space` at this size."""
+    return _counted_costs(space, lambda m: sum(p.numel() for p in m.parameters()) * BYTES_PER_PARAM / 1e6,
+                          channels, cells, num_classes, seed, "size", "MB", "parameters")
 
 
 def latency_costs(path: str, space, seed: int = 0) -> ChoiceCosts:
@@ -55,13 +59,8 @@ def latency_costs(path: str, space, seed: int = 0) -> ChoiceCosts:
 
 
 def flops_costs(space, channels: int, cells: int, num_classes: int = 10, seed: int = 0) -> ChoiceCosts:
-    """Per-choice MFLOPs of `space` at this size (batch 1, 32x32 input), fitted on random subnets' counts
-    (`hardware.counters.flops_m`, every block a subnet holds)."""
+    """Per-choice MFLOPs of `space` at this size (batch 1, 32x32 input, `hardware.counters.flops_m`)."""
     from hwnas.hardware.counters import flops_m
 
-    rng = np.random.default_rng(seed)
-    archs = [space.sample(rng) for _ in range(2 * (sum(space.num_choices) + 1))]
-    values = [flops_m(space.build_subnet(a, channels=channels, cells=cells, num_classes=num_classes),
-                      (1, 3, 32, 32)) for a in archs]
-    return fit_choice_costs(archs, values, space.num_choices, holdout=0.0, metric="flops", unit="MFLOPs",
-                            source=f"{space.name} subnet FLOPs at C={channels}, N={cells}")
+    return _counted_costs(space, lambda m: flops_m(m, (1, 3, 32, 32)), channels, cells, num_classes, seed,
+                          "flops", "MFLOPs", "FLOPs")
