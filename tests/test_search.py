@@ -228,7 +228,7 @@ def test_nsga2_ends_with_a_local_search_that_keeps_to_the_budget(ctx):
     objs = [get_objective("true_err", ctx), get_objective("edgetpu_latency", ctx)]
     front = search(ctx.space, objs, pop_size=20, generations=5, seed=0, progress=False)
     m = front.meta
-    assert m["evaluations"] <= 100 and m["algorithm_generations"] == 3
+    assert m["evaluations"] <= 100 and m["algorithm_generations"] == 2  # 40% of 5 generations, 60% local
     assert m["local_search_evaluations"] > 0
     t = front.table
     before = [ctx.space.from_str(s) for s in t[t.generation <= m["algorithm_generations"]].arch_str]
@@ -240,6 +240,29 @@ def test_nsga2_ends_with_a_local_search_that_keeps_to_the_budget(ctx):
     assert len(set(strings)) == len(strings)  # no arch evaluated twice
     plain = search(ctx.space, objs, algorithm="nsga2-plain", pop_size=20, generations=5, seed=0, progress=False)
     assert "local_search_evaluations" not in plain.meta and plain.table.generation.max() == 5
+
+
+def test_the_local_search_draws_gap_filling_neighbours_first(ctx):
+    from hwnas.evolve.search import _Archive, _History, pareto_local_search
+
+    objs = [get_objective("true_err", ctx), get_objective("fpga_latency", ctx)]
+    space = ctx.space
+    rng = np.random.default_rng(0)
+    archive = _Archive(space, objs, [])
+    archive.evaluate([space.sample(rng) for _ in range(30)], 0)
+    table = archive.table()
+    front = table[non_dominated_mask(table[["true_err_pct", "fpga_latency_ms"]].to_numpy())]
+    front = front.sort_values("fpga_latency_ms")
+    ceilings = dict(zip(front.arch_str, [*front.fpga_latency_ms.iloc[1:], np.inf]))
+    spent = pareto_local_search(archive, 10, 10, 1, np.random.default_rng(1), _History(archive, 1, False, "t"),
+                                key=space.to_str)
+    new = archive.table().iloc[30:]
+    assert spent == 10 and len(new) == 10
+    for text, cost in zip(new.arch_str, new.fpga_latency_ms):
+        arch = space.from_str(text)
+        parents = [p for p in ceilings if sum(x != y for x, y in zip(arch, space.from_str(p))) == 1]
+        assert parents, text  # one decision away from a front point
+        assert cost < max(ceilings[p] for p in parents), text  # and cheaper than the next front point up
 
 
 def test_the_initial_population_spans_the_hardware_cost(ctx):
