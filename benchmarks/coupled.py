@@ -2,7 +2,8 @@
 device into training (FBNet/LuffyNet trained once per device and latency weight, CANAS once per device).
 
     python -m hwnas.benchmarks.coupled [--devices edgegpu fpga eyeriss] [--runs runs/coupled]
-        [--epochs 4 --max-images 10000 --channels 8 --cells 1] [--fbnet-alphas 0.05 0.2 1.0]
+        [--epochs 4 --max-images 10000 --channels 8 --cells 1] [--fbnet-alphas 0.002 0.01 0.05]
+        [--latency-term additive --warmup-epochs 1]
         [--budgets 0.25 0.5 0.75] [--pop-size 50 --generations 10] [--accuracy default]
 
 (a) decoupled: one SPOS supernet, then per device NSGA-II over (the accuracy objective, the device's latency);
@@ -16,7 +17,14 @@ the device table (decoupled: the search's accuracy objective; fbnet: each run's 
 derived arch; canas: mean held-out batch accuracy). Reported: the pick's true NB201 accuracy and latency,
 the HV ratio of each method's arch set re-scored with ground truth against the exact front, and the compute
 (training + search wall time) for all devices together. Finished runs in --runs are reused.
-Writes benchmarks/results/coupled.md (with the exact command) and coupled.csv.
+
+fbnet's defaults here: LuffyNet's additive latency term, whose alpha is the trade-off weight (with FBNet's
+product term and Adam on the architecture parameters alpha only rescales the loss, so a sweep over it gives
+one trade-off three times), and one warm-up epoch of weights only. Measured at this recipe on fpga (2 epochs,
+1 of warm-up): alpha 0.2 derives the all-`none` cell, 0.01 two convolutions, 0.002 four, 0 (accuracy only)
+five; without the warm-up alpha 0.2 collapses to `none` within the first epoch.
+Writes benchmarks/results/coupled.md (with the exact command), coupled.csv (the picks) and coupled_archs.csv
+(every method's archs with its own score, true error and latency, for plots).
 """
 from __future__ import annotations
 
@@ -33,7 +41,7 @@ from hwnas.core.files import atomic_write_text
 from hwnas.evolve.device_costs import fit_target_costs
 from hwnas.evolve.explore import TRUE_COL, exact_front, quality, rescore_with_truth
 from hwnas.evolve.front import Front
-from hwnas.evolve.objectives import get_objective
+from hwnas.evolve.objectives import Direction, get_objective
 from hwnas.evolve.sampled_front import front_from_sampled
 from hwnas.evolve.search import search
 from hwnas.evolve.sources import Sources
@@ -53,8 +61,11 @@ def parse_args(argv):
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--cells", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--fbnet-alphas", nargs="+", type=float, default=[0.05, 0.2, 1.0],
+    p.add_argument("--fbnet-alphas", nargs="+", type=float, default=[0.002, 0.01, 0.05],
                    help="latency weights of the fbnet runs (one run each per device)")
+    p.add_argument("--latency-term", default="additive", choices=["additive", "fbnet"],
+                   help="fbnet runs' latency term (see `hwnas train --help`)")
+    p.add_argument("--warmup-epochs", type=int, default=1, help="fbnet runs' weight-only epochs first")
     p.add_argument("--budgets", nargs="+", type=float, default=[0.25, 0.5, 0.75],
                    help="latency budgets as quantiles of the device's latency over the whole space")
     p.add_argument("--accuracy", default="default", help="accuracy objective of the decoupled search "
@@ -94,7 +105,7 @@ def run(args, argv) -> str:
     sctx = Sources(dataset="cifar10", supernet=str(runs / "spos"), data=args.data, progress=False)
     accuracy = DEFAULT_PROXY if args.accuracy == "default" else args.accuracy
     compute = {"decoupled": spos_s, "fbnet": 0.0, "canas": 0.0}
-    picks, quality_rows = [], []
+    picks, quality_rows, arch_sets = [], [], []
     for dev in args.devices:
         hw_name = ctx.target_objective(dev)
         hw = get_objective(hw_name, ctx)
@@ -109,18 +120,22 @@ def run(args, argv) -> str:
 
         # (a) decoupled: the one supernet, searched for this device
         t0 = time.perf_counter()
-        front = search(ctx.space, [sctx.objective(accuracy), hw], pop_size=args.pop_size,
+        acc = sctx.objective(accuracy)
+        front = search(ctx.space, [acc, hw], pop_size=args.pop_size,
                        generations=args.generations, seed=0, progress=False)
         compute["decoupled"] += time.perf_counter() - t0
         front = rescore_with_truth(front, ctx)
-        sets = {"decoupled": (front.table, front.objectives[0], True)}
+        # the default proxy (an ensemble score) is maximised, proxy_err minimised: pick by the objective's own sense
+        sets = {"decoupled": (front.table, front.objectives[0], acc.direction == Direction.MINIMISE)}
         # (b) fbnet: one run per latency weight, each one derived arch
         costs = fit_target_costs(ctx, dev)
         table_path = costs.save(runs / f"{dev}_latency_costs.json")
         rows = []
         for alpha in args.fbnet_alphas:
             r, s = _train(TrainConfig(mode="fbnet", latency_table=str(table_path), latency_alpha=alpha,
-                                      out=str(runs / f"fbnet_{dev}_a{alpha:g}"), **base))
+                                      latency_term=args.latency_term, warmup_epochs=args.warmup_epochs,
+                                      out=str(runs / f"fbnet_{dev}_{args.latency_term}_a{alpha:g}_w{args.warmup_epochs}"),
+                                      **base))
             compute["fbnet"] += s
             rows.append({"arch_str": r["derived_arch"], "held_out_acc": r["val_acc"], "alpha": alpha})
         sets["fbnet"] = (scored(pd.DataFrame(rows)), "held_out_acc", False)
@@ -137,6 +152,9 @@ def run(args, argv) -> str:
             found = Front.from_evaluations(encoded, [TRUE_COL, hw.column])
             hv, _ = quality(found, exact, hw.column)
             quality_rows.append({"device": dev, "method": method, "archs": len(table), "hv_ratio": hv})
+            arch_sets.append(pd.DataFrame({"device": dev, "method": method, "arch_str": table.arch_str,
+                                           "score": table[score], "score_lower_better": lower,
+                                           TRUE_COL: table[TRUE_COL], "latency_ms": table[hw.column]}))
             for q, budget in budgets.items():
                 p = _pick(table, score, hw.column, budget, lower)
                 best = exact[exact[hw.column] <= budget][TRUE_COL].min()
@@ -148,7 +166,8 @@ def run(args, argv) -> str:
         print(f"{dev}: done", file=sys.stderr)
     picks_df, hv_df = pd.DataFrame(picks), pd.DataFrame(quality_rows)
     out = Path(args.out)
-    picks_df.to_csv(out.with_suffix(".csv"), index=False)
+    atomic_write_text(out.with_suffix(".csv"), picks_df.to_csv(index=False))
+    atomic_write_text(out.with_name(out.stem + "_archs.csv"), pd.concat(arch_sets).to_csv(index=False))
     compute_df = pd.DataFrame([{"method": m, "devices": len(args.devices), "compute_min": s / 60}
                                for m, s in compute.items()])
     lines = ["# Decoupled vs coupled hardware-aware NAS on NAS-Bench-201 (CPU recipe)", "",
@@ -156,7 +175,7 @@ def run(args, argv) -> str:
              f"- recipe (every training run): C={args.channels}, N={args.cells}, {args.max_images} images, "
              f"{args.epochs} epochs, batch {args.batch_size}; decoupled search: NSGA-II, population "
              f"{args.pop_size}, {args.generations} generations, accuracy `{accuracy}`; fbnet latency weights "
-             f"{args.fbnet_alphas}; canas cost = the device's fitted per-choice latency",
+             f"{args.fbnet_alphas} ({args.latency_term} term, {args.warmup_epochs} warm-up epoch(s)); canas cost = the device's fitted per-choice latency",
              f"- decoupled supernet held-out accuracy {spos['val_acc']:.1f}%", "",
              "## Picks under each latency budget (true NB201 accuracy; regret = best within budget minus pick)", "",
              markdown_table(picks_df), "",

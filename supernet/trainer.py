@@ -102,6 +102,8 @@ class TrainConfig(SpaceConfig):
                                                "or 'best_worst' (LuffyNet: after --stage1-epochs, each epoch trains "
                                                "only each decision's 2 best and 2 worst choices' weights)")
     stage1_epochs: int | None = option(None, help="fbnet best_worst: epochs of stage 1 (default: half of --epochs)")
+    warmup_epochs: int = option(0, help="fbnet: first epochs that train only the weights, the architecture "
+                                        "parameters waiting (PC-DARTS: 15 of 50; FBNet reimplementations: 20 of 90)")
     protocol: str = option("search", help="data split: 'search' trains on half of the training set and holds out "
                                           "the other half; 'full' trains on all of it")
     data: str | None = option(None, help="data folder (default: $HWNAS_DATA, else ./data)")
@@ -137,7 +139,8 @@ class TrainConfig(SpaceConfig):
             if not 1 <= int(self.few_shot_epochs) < int(self.epochs):
                 raise UsageError(f"--few-shot-epochs must be >= 1 and below --epochs ({self.epochs}) so the parent "
                                  f"trains first, got {self.few_shot_epochs}")
-        fbnet_only = {"size_limit_mb": None, "latency_term": "fbnet", "fbnet_schedule": "joint", "stage1_epochs": None}
+        fbnet_only = {"size_limit_mb": None, "latency_term": "fbnet", "fbnet_schedule": "joint", "stage1_epochs": None,
+                      "warmup_epochs": 0}
         if self.mode not in ("fbnet", "enas", "canas"):
             fbnet_only["latency_table"] = None
         if self.mode != "fbnet":
@@ -166,6 +169,9 @@ class TrainConfig(SpaceConfig):
             if self.stage1_epochs is not None and not 0 <= int(self.stage1_epochs) < int(self.epochs):
                 raise UsageError(f"--stage1-epochs must be >= 0 and below --epochs ({self.epochs}), "
                                  f"got {self.stage1_epochs}")
+            if not 0 <= int(self.warmup_epochs) < int(self.epochs):
+                raise UsageError(f"--warmup-epochs must be >= 0 and below --epochs ({self.epochs}), "
+                                 f"got {self.warmup_epochs}")
             if self.size_limit_mb is not None and not (math.isfinite(self.size_limit_mb) and self.size_limit_mb > 0):
                 raise UsageError(f"--size-limit-mb must be a positive number, got {self.size_limit_mb}")
         if self.mode != "htas" and (self.tailoring_report is not None or self.lambda_cost != 1.0):
@@ -273,6 +279,10 @@ def build_run(cfg: TrainConfig):
     space = get_space(cfg.space, **cfg.space_options)
     raw = load_dataset(cfg.dataset, cfg.data, download=cfg.download)
     splits = make_splits(raw, protocol=cfg.protocol, max_images=cfg.max_images, seed=cfg.seed)
+    smallest = min(len(splits.train[1]), len(splits.val[1]))
+    if cfg.batch_size > smallest:  # whole batches only: an epoch would run no step and report success
+        raise UsageError(f"--batch-size {cfg.batch_size} is larger than the smallest split ({smallest} images); "
+                         f"use at most {smallest} or more --max-images")
     torch.manual_seed(cfg.seed)
     model = space.build_supernet(channels=cfg.channels, cells=cfg.cells, num_classes=raw.num_classes).to(cfg.device)
     if cfg.channels_last:

@@ -10,7 +10,8 @@ def test_coupled_benchmark_end_to_end(data_dir, tmp_path):
 
     out = tmp_path / "coupled.md"
     argv = ["--devices", "fpga", "--runs", str(tmp_path / "runs"), "--epochs", "1", "--max-images", "128",
-            "--channels", "4", "--fbnet-alphas", "0.2", "1.0", "--budgets", "0.5", "1.0", "--accuracy",
+            "--channels", "4", "--fbnet-alphas", "0.2", "1.0", "--warmup-epochs", "0", "--budgets", "0.5", "1.0",
+            "--accuracy",
             "proxy_err", "--pop-size", "8", "--generations", "2", "--data", str(data_dir), "--out", str(out)]
     assert coupled.main(argv) == 0
     text = out.read_text()
@@ -26,3 +27,13 @@ def test_coupled_benchmark_end_to_end(data_dir, tmp_path):
     mtimes = [p.stat().st_mtime_ns for p in stamps]
     assert coupled.main(argv) == 0  # reused, not retrained
     assert [p.stat().st_mtime_ns for p in stamps] == mtimes
+    # the default accuracy side is an ensemble score, maximised: the pick is its best arch, not its worst
+    # (which would be a cell that computes nothing, at chance accuracy)
+    argv[argv.index("proxy_err")] = "default"
+    assert coupled.main(argv) == 0
+    picks = pd.read_csv(out.with_suffix(".csv"))
+    pick = picks[(picks.method == "decoupled") & (picks.budget_quantile == 1.0)].iloc[0]
+    sets = pd.read_csv(tmp_path / "coupled_archs.csv")
+    mine = sets[(sets.method == "decoupled") & (sets.latency_ms <= pick.budget_ms)]
+    assert not mine.score_lower_better.any()
+    assert pick.arch == mine.sort_values("score").arch_str.iloc[-1]

@@ -38,6 +38,24 @@ def test_a_very_slow_op_ends_with_the_lowest_weight_on_every_decision(data_dir, 
     assert result["derived_size_mb"] > 0 and result["latency_table"] == "synthetic"
 
 
+def test_the_warm_up_trains_only_the_weights():
+    torch.manual_seed(0)
+    space = get_space("nb201")
+    net = space.build_supernet(channels=4, cells=1)
+    weights = torch.optim.SGD(net.parameters(), lr=0.1)
+    mode = FBNet(net, space, weights, latency=ChoiceCosts([[0.0, 1, 2, 3, 4]] * 6), latency_term="additive",
+                 arch_lr=0.05, warmup_epochs=1)
+    x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    alpha, conv = mode.alpha.detach().clone(), next(net.parameters()).detach().clone()
+    mode.on_epoch_start(0, 2)
+    for _ in range(3):
+        mode.train_step(x, y, (x, y))
+    assert torch.equal(mode.alpha, alpha) and not torch.equal(next(net.parameters()), conv)
+    mode.on_epoch_start(1, 2)
+    mode.train_step(x, y, (x, y))
+    assert not torch.equal(mode.alpha, alpha)
+
+
 def test_the_size_constraint_pushes_the_derived_arch_under_the_limit():
     torch.manual_seed(0)
     space = get_space("nb201")
@@ -109,6 +127,10 @@ def test_fbnet_options_and_their_errors(tmp_path):
         TrainConfig(mode="fbnet", latency_table=table, fbnet_schedule="both").validate()
     with pytest.raises(UsageError, match=r"--stage1-epochs must be >= 0 and below --epochs \(2\), got 2"):
         TrainConfig(mode="fbnet", latency_table=table, epochs=2, stage1_epochs=2).validate()
+    with pytest.raises(UsageError, match=r"--warmup-epochs must be >= 0 and below --epochs \(2\), got 2"):
+        TrainConfig(mode="fbnet", latency_table=table, epochs=2, warmup_epochs=2).validate()
+    with pytest.raises(UsageError, match="--warmup-epochs is an fbnet option; mode 'darts'"):
+        TrainConfig(mode="darts", warmup_epochs=1).validate()
     with pytest.raises(UsageError, match="--fbnet-schedule is an fbnet option"):
         TrainConfig(mode="gdas", fbnet_schedule="best_worst").validate()
     with pytest.raises(UsageError, match="--latency-table is an fbnet option; mode 'spos'"):

@@ -208,6 +208,13 @@ def test_darts_and_gdas_report_derived_arch_and_skip_fraction(space, name):
     assert summary["skip_fraction"] == pytest.approx(3 / 6)
     assert "identity" in summary["warning"] and "50%" in summary["warning"]
 
+    with torch.no_grad():  # collapse onto the zero op counts too: an all-`none` cell computes nothing
+        mode.alpha.zero_()
+        mode.alpha[:, 0] = 1.0
+    summary = mode.summary()
+    assert summary["skip_fraction"] == 0 and summary["zero_fraction"] == 1
+    assert "zero ops" in summary["warning"] and "100%" in summary["warning"]
+
 
 def test_mode_registry_lists_valid_names():
     assert list_modes() == ["spos", "darts", "gdas", "fbnet", "enas", "canas", "htas"]

@@ -116,7 +116,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(cfg, resume=args.resume)
     print(f"trained {result['mode']} supernet in {result['run']}: held-out accuracy {result['val_acc']:.2f}%")
     if result.get("derived_arch"):
-        skips = f" (identity ops on {result['skip_fraction']:.0%} of decisions)" if "skip_fraction" in result else ""
+        skips = (f" (identity ops on {result['skip_fraction']:.0%}, zero ops on {result.get('zero_fraction', 0):.0%} "
+                 "of decisions)" if "skip_fraction" in result else "")
         print(f"derived arch {result['derived_arch']}{skips}")
     if result["mode"] == "htas":
         _measure_derived(cfg, result)

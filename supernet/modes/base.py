@@ -108,11 +108,12 @@ class ArchParameterMode(TrainingMode):
     def summary(self) -> dict[str, Any]:
         arch = self.derived_arch()
         frac = sum(self.space.is_skip(i, a) for i, a in enumerate(arch)) / len(arch)
-        out = {"derived_arch": self.space.to_str(arch), "skip_fraction": frac,
+        zero = sum(self.space.is_zero(i, a) for i, a in enumerate(arch)) / len(arch)
+        out = {"derived_arch": self.space.to_str(arch), "skip_fraction": frac, "zero_fraction": zero,
                "alpha_softmax": torch.softmax(self.logits().detach(), dim=1).tolist()}
-        if frac >= 0.5:
-            out["warning"] = (f"derived arch collapsed towards identity ops ({frac:.0%} of decisions): "
-                              "a known failure of differentiable NAS")
+        if frac + zero >= 0.5:
+            out["warning"] = (f"derived arch collapsed towards identity or zero ops ({frac + zero:.0%} of "
+                              "decisions): a known failure of differentiable NAS")
         return out
 
     def state_dict(self) -> dict[str, Any]:

@@ -19,6 +19,14 @@ from a `hwnas lut` table or fitted to a per-arch device table); the per-choice s
 parameter count (fitted exactly on a few subnets, see `size_costs`). The derived arch is the argmax per
 decision, reported with its table latency and size.
 
+With `warmup_epochs` (default 0) the first epochs train only the weights: with Adam on alpha a small but
+consistent latency gradient outweighs the cross-entropy's noisy one while the weights are untrained, and
+the derived arch collapses to the cheapest ops (all `none` on NB201) before accuracy has a say.
+
+With the product term and Adam, `alpha_lat` only rescales the architecture loss, which Adam's step does not
+see: the trade-off is set by `beta_lat` (and the cross-entropy's size). The additive term's `alpha_lat` is the
+trade-off weight.
+
 LuffyNet's two-stage schedule (`schedule="best_worst"`): stage 1 (the first `stage1_epochs`, default half the
 run) trains weights and architecture parameters together as above; in stage 2 every epoch is a round in
 which each decision trains only the weights of its 2 best and 2 worst choices by architecture weight ("Best
@@ -49,7 +57,8 @@ def fbnet_options(cfg, space) -> dict[str, Any]:
     return {"latency": latency_costs(cfg.latency_table, space, cfg.seed),
             "size": size_costs(space, cfg.channels, cfg.cells), "size_limit_mb": cfg.size_limit_mb,
             "latency_term": cfg.latency_term, "alpha_lat": cfg.latency_alpha, "beta_lat": cfg.latency_beta,
-            "beta_size": cfg.size_beta, "schedule": cfg.fbnet_schedule, "stage1_epochs": cfg.stage1_epochs}
+            "beta_size": cfg.size_beta, "schedule": cfg.fbnet_schedule, "stage1_epochs": cfg.stage1_epochs,
+            "warmup_epochs": cfg.warmup_epochs}
 
 
 @register_mode("fbnet")
@@ -59,11 +68,12 @@ class FBNet(ArchParameterMode):
     def __init__(self, model, space, weight_optimizer, seed=0, latency: ChoiceCosts | None = None,
                  size: ChoiceCosts | None = None, size_limit_mb: float | None = None, latency_term: str = "fbnet",
                  alpha_lat: float = 0.2, beta_lat: float = 0.6, beta_size: float = 10.0, tau_start: float = 5.0,
-                 tau_decay: float = 0.956, schedule: str = "joint", stage1_epochs: int | None = None, **options):
+                 tau_decay: float = 0.956, schedule: str = "joint", stage1_epochs: int | None = None,
+                 warmup_epochs: int = 0, **options):
         super().__init__(model, space, weight_optimizer, seed=seed, **options)
         if schedule not in SCHEDULES:
             raise UsageError(f"unknown fbnet schedule '{schedule}'; valid: {', '.join(SCHEDULES)}")
-        self.schedule, self.stage1_epochs = schedule, stage1_epochs
+        self.schedule, self.stage1_epochs, self.warmup_epochs = schedule, stage1_epochs, int(warmup_epochs)
         self.unfrozen: list[list[int]] | None = None  # per decision, the choices whose weights train (stage 2)
         self._frozen: list[torch.nn.Parameter] = []
         if latency is None:
@@ -139,10 +149,11 @@ class FBNet(ArchParameterMode):
         return loss
 
     def train_step(self, x, y, val=None):
-        self.arch_optimizer.zero_grad(set_to_none=True)
-        ce = cross_entropy(self.model(val[0], weights=self.gumbel_weights()), val[1])
-        self.alpha.grad = torch.autograd.grad(self.arch_loss(ce), self.alpha)[0]
-        self.arch_optimizer.step()
+        if self.epoch >= self.warmup_epochs:  # during the warm-up only the weights train
+            self.arch_optimizer.zero_grad(set_to_none=True)
+            ce = cross_entropy(self.model(val[0], weights=self.gumbel_weights()), val[1])
+            self.alpha.grad = torch.autograd.grad(self.arch_loss(ce), self.alpha)[0]
+            self.arch_optimizer.step()
         logits = self.model(x, weights=self.gumbel_weights().detach())
         loss = cross_entropy(logits, y)
         self.weight_update(loss)

@@ -73,6 +73,10 @@ class SearchSpace(ABC):
         """True when `choice` at `decision` is the identity (skip) op: what DARTS-style collapse piles onto."""
         return False
 
+    def is_zero(self, decision: int, choice: int) -> bool:
+        """True when `choice` at `decision` is the zero op (NB201's `none`): the other op a collapse piles onto."""
+        return False
+
     def sample(self, rng: np.random.Generator) -> Arch:
         """One architecture drawn uniformly over encodings."""
         return tuple(int(rng.integers(n)) for n in self.num_choices)

@@ -155,6 +155,9 @@ class NB201Space(SearchSpace):
     def is_skip(self, decision: int, choice: int) -> bool:
         return NB201_OPS[choice] == "skip_connect"
 
+    def is_zero(self, decision: int, choice: int) -> bool:
+        return NB201_OPS[choice] == "none"
+
     def has_signal(self, arch: Arch) -> bool:
         return bool(live_edges(self.validate(arch)))
 
