@@ -62,6 +62,20 @@ class ProxySettings:
     eval_batch_size: int = option(250, help="images per evaluation batch")
     calib_seed: int = option(0, help="seed of the order of the recalibration batches")
 
+    def validate(self) -> "ProxySettings":
+        """One-line UsageError for a value that would score every arch wrongly (0 images: 100% error for all;
+        a negative count: every held-out image; 0 calibration batches with `recalibrate`: reset statistics)."""
+        for name, least in (("eval_images", 1), ("eval_batch_size", 1), ("calib_batch_size", 1),
+                            ("calib_batches", 1 if self.bn_mode == "recalibrate" else 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                hint = (" (with --bn-mode recalibrate; --bn-mode inherit keeps the supernet's statistics)"
+                        if name == "calib_batches" else "")
+                raise UsageError(f"--{name.replace('_', '-')} must be an integer >= {least}{hint}, got {value!r}")
+        if self.bn_mode not in BN_MODES:
+            raise UsageError(f"unknown BN mode '{self.bn_mode}'; valid: {', '.join(BN_MODES)}")
+        return self
+
     def key(self) -> str:
         return (f"bn={self.bn_mode};calib={self.calib_batches}x{self.calib_batch_size};"
                 f"eval={self.eval_images};seed={self.calib_seed}")
@@ -76,9 +90,7 @@ class ProxyEvaluator(CachedScorer):
     def __init__(self, run: str | Path, settings: ProxySettings | None = None, cache: str | Path | None = None,
                  data: str | None = None, device: str = "cpu", progress: bool = True, channels_last: bool = True,
                  fold_bn: bool = True):
-        self.settings = settings or ProxySettings()
-        if self.settings.bn_mode not in BN_MODES:
-            raise UsageError(f"unknown BN mode '{self.settings.bn_mode}'; valid: {', '.join(BN_MODES)}")
+        self.settings = (settings or ProxySettings()).validate()
         run = Path(run)
         ckpt_file = run / CHECKPOINT if run.is_dir() else run
         self.space, self.supernet, self.config = load_supernet(ckpt_file, device=device)

@@ -70,6 +70,18 @@ def test_unknown_bn_mode_is_a_one_line_error(run):
         ProxyEvaluator(run, ProxySettings(bn_mode="magic"))
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("eval_images", 0, "--eval-images must be an integer >= 1, got 0"),
+    ("eval_images", -1, "--eval-images must be an integer >= 1, got -1"),
+    ("calib_batches", 0, "--calib-batches must be an integer >= 1 (with --bn-mode recalibrate"),
+    ("eval_batch_size", 2.5, "--eval-batch-size must be an integer >= 1, got 2.5"),
+])
+def test_proxy_settings_that_would_score_every_arch_wrongly_are_refused(run, option, value, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        ProxyEvaluator(run, ProxySettings(**{option: value}))
+    assert ProxySettings(bn_mode="inherit", calib_batches=0).validate().calib_batches == 0
+
+
 def test_cache_goes_beside_the_checkpoint_or_to_the_user_cache_when_the_run_is_read_only(tmp_path, monkeypatch):
     import os
 

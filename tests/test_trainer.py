@@ -237,3 +237,44 @@ def test_channels_last_training_computes_what_the_default_layout_does(data_dir, 
         update = v - before[False][k]
         gap = after[True][1][k] - v
         assert gap.norm() <= 0.01 * update.norm() + 1e-7, k
+
+
+class _Payload:
+    """What a crafted checkpoint would run on load: it creates a file."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.target),))
+
+
+def test_a_crafted_pickle_in_a_checkpoint_is_refused_without_running(spos_run, tmp_path, capsys):
+    from hwnas.cli import main as cli_main
+
+    cfg, _ = spos_run
+    run = tmp_path / "run"
+    shutil.copytree(cfg.out, run)
+    ckpt, marker = run / "supernet.pt", tmp_path / "pwned"
+    state = load_checkpoint(ckpt)
+    torch.save({**state, "extra": _Payload(marker)}, ckpt)
+    with pytest.raises(ValueError, match=r"names '[\w.]+'; refused without running it"):
+        load_checkpoint(ckpt)
+    cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    for argv in (["search", "--supernet", str(run), "--target", "fpga", "--pop-size", "4", "--generations", "1",
+                  "--out", str(tmp_path / "fronts")],
+                 ["export", "--supernet", str(run), "--arch", cell, "--format", "state_dict",
+                  "--out", str(tmp_path / "net.pt")],
+                 ["train", "--resume", "--out", str(run), "--epochs", "3"]):
+        assert cli_main(argv) != 0
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "refused without running it" in err[0], err
+    assert not marker.exists()
+
+
+def test_a_batch_larger_than_the_split_is_refused_before_training(data_dir, tmp_path):
+    cfg = TrainConfig(mode="spos", channels=4, cells=1, max_images=100, batch_size=128, data=str(data_dir),
+                      out=str(tmp_path / "run"), progress=False)
+    with pytest.raises(ValueError, match=r"--batch-size 128 is larger than the smallest split \(100 images\)"):
+        train(cfg)
+    assert not (tmp_path / "run" / "result.json").exists()

@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def _umask() -> int:
+    """The process's umask (read by setting and restoring it: there is no getter before Python 3.13's os)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """Call `write(tmp_path)` on a temp file beside `path`, then move it into place; on any failure the
     temp file is removed and `path` is left as it was. Returns `path`."""
@@ -21,6 +28,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp creates 0600 whatever the umask; give the file the mode open() would have
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
