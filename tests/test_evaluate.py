@@ -40,6 +40,32 @@ def test_cache_keeps_every_write_from_concurrent_writers(tmp_path):
     assert len(got) == 400 and got["arch-3-99"] == 99.0
 
 
+def test_writers_opening_a_new_cache_at_once_all_get_in(tmp_path):
+    # SQLite refuses the switch of a new file to WAL at once ("database is locked") while another connection
+    # is opening it; every opener must wait its turn instead of failing
+    errors = []
+    for rep in range(40):
+        path = tmp_path / f"cache{rep}.sqlite"
+        start = threading.Barrier(8)
+
+        def write(worker, path=path, start=start):
+            start.wait()
+            try:
+                cache = ResultCache(path)
+                cache.put("ckpt", "s", f"arch-{worker}", 1.0, 0.0)
+                cache.close()
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=write, args=(w,)) for w in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(ResultCache(path).get("ckpt", "s", [f"arch-{w}" for w in range(8)])) == 8 or errors
+    assert errors == []
+
+
 def test_isomorphic_archs_share_one_evaluation(run, data_dir):
     ev = ProxyEvaluator(run, ProxySettings(**SMALL), data=str(data_dir), progress=False, cache=run / "iso.sqlite")
     space = ev.space

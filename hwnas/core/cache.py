@@ -27,7 +27,17 @@ class ResultCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # Switching a new file to WAL needs it to itself, and SQLite answers "database is locked" at once,
+        # without waiting out the timeout, while another process or thread is opening the same new file.
+        deadline = time.monotonic() + 60
+        for delay in (0.01 * 2 ** i for i in range(100)):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(min(delay, 1.0))
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS results (source TEXT, setting TEXT, arch TEXT, value REAL, "
                          "seconds REAL, PRIMARY KEY (source, setting, arch))")
