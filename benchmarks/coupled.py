@@ -22,7 +22,8 @@ fbnet's defaults here: LuffyNet's additive latency term, whose alpha is the trad
 product term and Adam on the architecture parameters alpha only rescales the loss, so a sweep over it gives
 one trade-off three times), and one warm-up epoch of weights only. Measured at this recipe on fpga (2 epochs,
 1 of warm-up): alpha 0.2 derives the all-`none` cell, 0.01 two convolutions, 0.002 four, 0 (accuracy only)
-five; without the warm-up alpha 0.2 collapses to `none` within the first epoch.
+four and a pool; without the warm-up (product term, alpha 0.2) the cell after one epoch was `none` but for
+one skip.
 Writes benchmarks/results/coupled.md (with the exact command), coupled.csv (the picks) and coupled_archs.csv
 (every method's archs with its own score, true error and latency, for plots).
 """
@@ -134,7 +135,8 @@ def run(args, argv) -> str:
         for alpha in args.fbnet_alphas:
             r, s = _train(TrainConfig(mode="fbnet", latency_table=str(table_path), latency_alpha=alpha,
                                       latency_term=args.latency_term, warmup_epochs=args.warmup_epochs,
-                                      out=str(runs / f"fbnet_{dev}_{args.latency_term}_a{alpha:g}_w{args.warmup_epochs}"),
+                                      out=str(runs / (f"fbnet_{dev}_{args.latency_term}_a{alpha:g}"
+                                                      f"_w{args.warmup_epochs}")),
                                       **base))
             compute["fbnet"] += s
             rows.append({"arch_str": r["derived_arch"], "held_out_acc": r["val_acc"], "alpha": alpha})
@@ -175,7 +177,8 @@ def run(args, argv) -> str:
              f"- recipe (every training run): C={args.channels}, N={args.cells}, {args.max_images} images, "
              f"{args.epochs} epochs, batch {args.batch_size}; decoupled search: NSGA-II, population "
              f"{args.pop_size}, {args.generations} generations, accuracy `{accuracy}`; fbnet latency weights "
-             f"{args.fbnet_alphas} ({args.latency_term} term, {args.warmup_epochs} warm-up epoch(s)); canas cost = the device's fitted per-choice latency",
+             f"{args.fbnet_alphas} ({args.latency_term} term, {args.warmup_epochs} warm-up epoch(s)); "
+             "canas cost = the device's fitted per-choice latency",
              f"- decoupled supernet held-out accuracy {spos['val_acc']:.1f}%", "",
              "## Picks under each latency budget (true NB201 accuracy; regret = best within budget minus pick)", "",
              markdown_table(picks_df), "",

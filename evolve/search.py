@@ -3,9 +3,9 @@
 The algorithm is a pymoo `Algorithm` object, or the name of a registered factory (`ALGORITHMS`):
 `nsga2` (NSGA-II with an initial population spread over the hardware cost's range and a Pareto local
 search, gap-filling neighbours first, over the last share of the budget), `nsga2-plain` (textbook NSGA-II:
-random initial population, no local search), the single-objective baselines at the same budget, `wsea` (weighted-sum GA) and `cea`
-(epsilon-constraint GA), and `random` (pymoo's `RandomSearch`). All of them run through the same problem,
-callback and budget (`pop_size * generations` evaluations).
+random initial population, no local search), the single-objective baselines at the same budget, `wsea`
+(weighted-sum GA) and `cea` (epsilon-constraint GA), and `random` (pymoo's `RandomSearch`). All of them run
+through the same problem, callback and budget (`pop_size * generations` evaluations).
 
 The problem evaluates cheap objectives (tables, counters) first and skips expensive ones (supernet,
 device) for archs that already break a hard constraint or lack a table value; such archs are infeasible

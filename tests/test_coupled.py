@@ -36,4 +36,4 @@ def test_coupled_benchmark_end_to_end(data_dir, tmp_path):
     sets = pd.read_csv(tmp_path / "coupled_archs.csv")
     mine = sets[(sets.method == "decoupled") & (sets.latency_ms <= pick.budget_ms)]
     assert not mine.score_lower_better.any()
-    assert pick.arch == mine.sort_values("score").arch_str.iloc[-1]
+    assert mine.set_index("arch_str").score[pick.arch].max() == mine.score.max()  # ties: any best one
