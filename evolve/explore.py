@@ -279,17 +279,17 @@ def save_front(front: Front, out: str | Path, sources: Sources | None = None, st
 
     target = front.meta.get("target") or "front"
     stem_path = Path(out) / (stem or file_stem(target))
-    files = front.save(stem_path)
     acc, hw = front.objectives[0], front.meta.get("hw_column") or front.objectives[-1]
     exact = exact_front(sources, sources.target_objective(target)) if (
         sources is not None and "hv_ratio" in front.meta) else None
-    png = stem_path.with_suffix(".png")
     if acc != TRUE_COL and TRUE_COL in front.table:
-        fig = plot.plot_proxy_vs_true(front, acc, TRUE_COL, hw, exact=exact, path=png)
+        fig = plot.plot_proxy_vs_true(front, acc, TRUE_COL, hw, exact=exact)
     else:
-        fig = plot.plot_front_2d(front, hw, acc, exact=exact, title=target, path=png)
-    plt.close(fig)
-    return files + [png]
+        fig = plot.plot_front_2d(front, hw, acc, exact=exact, title=target)
+    try:  # the plot is part of the front's file set: written and replaced together with it
+        return front.save(stem_path, extra={"png": lambda tmp: plot.write_figure(fig, tmp, "png")})
+    finally:
+        plt.close(fig)
 
 
 def summary_table(fronts: dict[str, Front], oracle: dict[str, Front] | None = None) -> pd.DataFrame:

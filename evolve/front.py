@@ -15,12 +15,12 @@ import warnings
 from dataclasses import dataclass, field
 from importlib import metadata as _importlib_metadata
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
-from hwnas.core.files import atomic_write
+from hwnas.core.files import atomic_write_set
 
 from hwnas.core.errors import CorruptFileError, UsageError
 
@@ -29,6 +29,8 @@ from .pareto import non_dominated_mask
 FORMATS = ("csv", "parquet", "json")
 JSON_FORMAT = "hwnas.front/1"
 PARQUET_META_KEY = b"hwnas.front"
+#: Other files of a front's set (its plot): replaced together with the formats
+SET_EXTRAS = ("png",)
 
 #: Column-name endings that mark an objective column when a CSV/Parquet file carries no objective list
 #: (matched case-insensitively): error in percent, time, energy, power, size, params in millions, FLOPs.
@@ -217,10 +219,14 @@ class Front:
         return len(self.table)
 
     # ------------------------------------------------------------------ files
-    def save(self, stem: str | Path, formats: Iterable[str] = FORMATS) -> list[Path]:
-        """Write `stem.csv`, `stem.parquet`, `stem.json` (those in `formats`), each atomically (temp file in
-        the same folder, then `os.replace`). A known extension on `stem` is dropped. Parquet is skipped
-        with a warning when pyarrow is missing. Returns the paths written.
+    def save(self, stem: str | Path, formats: Iterable[str] = FORMATS,
+             extra: dict[str, Callable[[str], Any]] | None = None) -> list[Path]:
+        """Write `stem.csv`, `stem.parquet`, `stem.json` (those in `formats`) and `stem.<ext>` for each
+        `extra[ext](tmp_path)` writer (e.g. the plot, "png") as one set (`atomic_write_set`): the old set's
+        files of this stem (every format and `SET_EXTRAS`, also those not written now) are removed only once
+        every new file is ready, so a kill never leaves files of two runs side by side. A known extension on
+        `stem` is dropped. Parquet is skipped with a warning when pyarrow is missing. Returns the paths
+        written.
         """
         formats = list(formats)
         bad = [f for f in formats if f not in FORMATS]
@@ -230,11 +236,11 @@ class Front:
         if stem.suffix.lower() in {"." + f for f in FORMATS}:
             stem = stem.with_suffix("")
         stem.parent.mkdir(parents=True, exist_ok=True)
-        written = []
+        at = lambda ext: stem.with_name(f"{stem.name}.{ext}")  # noqa: E731
+        writers: dict[Path, Callable[[str], Any]] = {}
         for fmt in formats:
-            path = stem.with_name(f"{stem.name}.{fmt}")
             if fmt == "csv":
-                atomic_write(path, lambda tmp: self.table.to_csv(tmp, index=False))
+                writers[at(fmt)] = lambda tmp: self.table.to_csv(tmp, index=False)
             elif fmt == "json":
                 doc = {
                     "format": JSON_FORMAT,
@@ -244,24 +250,26 @@ class Front:
                     "history": _frame_to_json(self.history),
                 }
                 text = json.dumps(doc, indent=1, allow_nan=False, default=_json_default)
-                atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+                writers[at(fmt)] = lambda tmp, text=text: Path(tmp).write_text(text, encoding="utf-8")
             else:
                 try:
                     import pyarrow as pa
                     import pyarrow.parquet as pq
                 except ImportError:
-                    warnings.warn(f"pyarrow is not installed: {path} not written (pip install pyarrow)")
+                    warnings.warn(f"pyarrow is not installed: {at(fmt)} not written (pip install pyarrow)")
                     continue
                 arrow = pa.Table.from_pandas(self.table, preserve_index=False)
-                extra = json.dumps(
+                extra_meta = json.dumps(
                     {"objectives": self.objectives, "meta": self.meta}, allow_nan=False, default=_json_default
                 )
                 arrow = arrow.replace_schema_metadata(
-                    {**(arrow.schema.metadata or {}), PARQUET_META_KEY: extra.encode("utf-8")}
+                    {**(arrow.schema.metadata or {}), PARQUET_META_KEY: extra_meta.encode("utf-8")}
                 )
-                atomic_write(path, lambda tmp: pq.write_table(arrow, tmp))
-            written.append(path)
-        return written
+                writers[at(fmt)] = lambda tmp, arrow=arrow: pq.write_table(arrow, tmp)
+        for ext, write in (extra or {}).items():
+            writers[at(ext.lstrip("."))] = write
+        old = [at(ext) for ext in (*FORMATS, *SET_EXTRAS)]
+        return atomic_write_set(writers, replaces=old)
 
     @classmethod
     def load(cls, path: str | Path) -> "Front":

@@ -46,8 +46,13 @@ def save_figure(fig: "Figure", path: str | Path, dpi: int = 150) -> Path:
     the extension (.png, .pdf, .svg). Returns the path."""
     path = Path(path)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight"))
+    atomic_write(path, lambda tmp: write_figure(fig, tmp, fmt, dpi))
     return path
+
+
+def write_figure(fig: "Figure", path: str | Path, fmt: str, dpi: int = 150) -> None:
+    """`fig` written to `path` in format `fmt` as hwnas saves every plot (not atomic by itself)."""
+    fig.savefig(path, format=fmt, dpi=dpi, bbox_inches="tight")
 
 
 def _new_axes(ax, **subplot_kw):

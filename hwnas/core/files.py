@@ -1,15 +1,22 @@
 """Atomic file writes (a temp file in the same folder, then `os.replace`): nothing hwnas writes is ever left
-half-written, whatever kills the process. Every layer writes through this one helper.
+half-written, whatever kills the process. Every layer writes through this one helper; `atomic_write_set`
+writes several files (a front's .csv/.json/.parquet/.png) so that a kill never leaves files of two runs
+side by side.
+
+Temp files are named `.<name>.<pid>.<random>.tmp`; one left behind by a killed process (its pid no longer
+running) is removed the next time anything writes `<name>` in that folder.
 
 Imports nothing of ours.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 
 def _umask() -> int:
@@ -19,23 +26,94 @@ def _umask() -> int:
     return mask
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
+    """Remove the temp files that killed writers of `path` left beside it: `.<name>.<pid>.<random>.tmp`
+    whose pid is not running, and untagged `.<name>.<random>.tmp` (hwnas before pid tags) older than an
+    hour. A live writer's temp file is never touched. Returns the paths removed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        middle = tmp.name[len(path.name) + 2:-len(".tmp")].split(".")
+        try:
+            if len(middle) == 2 and middle[0].isdigit():
+                stale = not _pid_alive(int(middle[0]))
+            else:
+                stale = time.time() - tmp.stat().st_mtime > 3600
+            if stale:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # another cleaner got there first
+            continue
+    return removed
+
+
+def _temp_beside(path: Path) -> str:
+    """A new empty temp file beside `path`, tagged with this process's pid; stale ones are cleared first."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    os.close(fd)
+    return tmp
+
+
+def _finish(tmp: str) -> None:
+    # mkstemp creates 0600 whatever the umask; give the file the mode open() would have
+    os.chmod(tmp, 0o666 & ~_umask())
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
     """Call `write(tmp_path)` on a temp file beside `path`, then move it into place; on any failure the
     temp file is removed and `path` is left as it was. Returns `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    tmp = _temp_beside(path)
     try:
         write(tmp)
-        # mkstemp creates 0600 whatever the umask; give the file the mode open() would have
-        os.chmod(tmp, 0o666 & ~_umask())
+        _finish(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
     return path
+
+
+def atomic_write_set(writers: dict[str | os.PathLike, Callable[[str], Any]],
+                     replaces: Iterable[str | os.PathLike] = ()) -> list[Path]:
+    """Write several files as one set: every `writers[path](tmp_path)` first writes its temp file; only
+    when all succeeded are the old files of the set (`writers`' paths and the extra `replaces`, e.g. a
+    format not written this time) removed, then the new ones moved into place. A kill at any point leaves
+    files of one run only: the old set, or part of the new set (never an old file beside a new one). On
+    a failure before the swap nothing changes. Returns the paths written."""
+    temps: dict[Path, str] = {}
+    replaces = [Path(r) for r in replaces]
+    for old in replaces:  # the set's other files: their killed writers' temps go too
+        remove_stale_temps(old)
+    try:
+        for path, write in writers.items():
+            path = Path(path)
+            temps[path] = _temp_beside(path)
+            write(temps[path])
+            _finish(temps[path])
+        for old in dict.fromkeys([*temps, *replaces]):
+            old.unlink(missing_ok=True)
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in temps.values():
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        raise
+    return list(temps)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
