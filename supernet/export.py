@@ -25,7 +25,7 @@ from hwnas.core.files import atomic_write_bytes
 from hwnas.core.registry import Registry
 from hwnas.core.errors import CorruptFileError
 
-from .checkpoint import atomic_torch_save
+from .checkpoint import load_torch_file, save_checkpoint
 from .spaces import space_from_config
 from .spaces.base import Arch
 
@@ -71,7 +71,7 @@ def export_subnet(model: nn.Module, description: dict, fmt: str, out: str | Path
 
 
 def _write_state_dict(model: nn.Module, description: dict, out: Path, input_shape: tuple[int, ...]) -> Path:
-    return atomic_torch_save({**description, "state_dict": model.state_dict()}, out)
+    return save_checkpoint({**description, "state_dict": model.state_dict()}, out)
 
 
 def _write_torchscript(model: nn.Module, description: dict, out: Path, input_shape: tuple[int, ...]) -> Path:
@@ -103,7 +103,7 @@ def _run_torchscript(path: Path, x: torch.Tensor) -> torch.Tensor:
 
 def load_state_dict_export(path: str | Path) -> nn.Module:
     """Rebuild the eval-mode subnet saved by `export_subnet(..., "state_dict", ...)`."""
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = load_torch_file(path, "state_dict export")
     missing = {"space", "arch", "net", "state_dict"} - set(blob)
     if missing:
         raise CorruptFileError(f"'{path}' is not an hwnas state_dict export (missing {sorted(missing)})")

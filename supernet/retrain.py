@@ -43,7 +43,7 @@ from hwnas.core.errors import CorruptFileError, UsageError
 from hwnas.core.files import atomic_write_json
 from hwnas.core.logs import log_to_file
 
-from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
+from .checkpoint import load_checkpoint, save_checkpoint, rng_states, set_rng_states
 from .data import TensorBatches, load_dataset, make_splits
 from .spaces import SearchSpace, SpaceConfig, get_space, space_from_config
 from .trainer import _Log, check_torch_device, open_run, train_epoch
@@ -218,7 +218,7 @@ def _retrain(cfg: RetrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict
         metrics.add({"epoch": epoch + 1, "train_loss": done["train_loss"], "train_acc": done["train_acc"],
                  "test_acc": acc, "lr": lr, "seconds": time.perf_counter() - t0,
                  "images_per_s": done["images"] / max(done["seconds"], 1e-9)})
-        atomic_torch_save({"config": asdict(cfg), "epoch": epoch, "num_classes": num_classes,
+        save_checkpoint({"config": asdict(cfg), "epoch": epoch, "num_classes": num_classes,
                            "model": model.state_dict(),
                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "rng": rng_states(), "metrics": metrics.rows}, ckpt_path)

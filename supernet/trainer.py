@@ -29,7 +29,7 @@ from hwnas.core.files import atomic_write_json, atomic_write_text
 from hwnas.core.logs import log_to_file
 
 from .bn import batch_statistics
-from .checkpoint import atomic_torch_save, load_checkpoint, rng_states, set_rng_states
+from .checkpoint import load_checkpoint, save_checkpoint, rng_states, set_rng_states
 from .data import SEARCH_PROTOCOLS, TensorBatches, load_dataset, make_splits
 from .few_shot import FewShotSupernet, check_split
 from .modes import get_mode, list_modes
@@ -458,7 +458,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
                  "mode": mode.state_dict(), "rng": rng_states(), "metrics": metrics.rows}
         if split is not None:
             state["few_shot"] = {"edge": cfg.few_shot_edge, "choices": len(model.parts), "split": split}
-        atomic_torch_save(state, ckpt_path)
+        save_checkpoint(state, ckpt_path)
         log.info("epoch %d/%d: loss %.3f train acc %.1f%% held-out acc %.1f%% (%.0f img/s)", epoch + 1,
                  cfg.total_epochs(), row["train_loss"], row["train_acc"], row["val_acc"], row["images_per_s"])
 

@@ -70,16 +70,16 @@ def tiny_run(data_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def crash_after_checkpoint(monkeypatch):
-    """`crash_after_checkpoint(module)`: that module's next `atomic_torch_save` writes its checkpoint and
+    """`crash_after_checkpoint(module)`: that module's next `save_checkpoint` writes its checkpoint and
     then raises KeyboardInterrupt (a run killed right after an epoch); later saves work normally again."""
     def arm(module):
-        save = module.atomic_torch_save
+        save = module.save_checkpoint
 
         def save_then_crash(obj, path):
             save(obj, path)
-            monkeypatch.setattr(module, "atomic_torch_save", save)
+            monkeypatch.setattr(module, "save_checkpoint", save)
             raise KeyboardInterrupt
-        monkeypatch.setattr(module, "atomic_torch_save", save_then_crash)
+        monkeypatch.setattr(module, "save_checkpoint", save_then_crash)
     return arm
 
 
@@ -139,3 +139,17 @@ def file_server():
     for s in servers:
         s.shutdown()
         s.server_close()
+
+
+@pytest.fixture
+def flip_weight_byte():
+    """f(path, tensor): flip one byte in the middle of `tensor`'s data inside the torch file at `path`."""
+    def flip(path, tensor) -> None:
+        data = bytearray(Path(path).read_bytes())
+        # the bytes torch stores: the tensor's storage as it lies in memory (e.g. channels-last)
+        raw = torch.empty(0, dtype=torch.uint8).set_(tensor.untyped_storage()).numpy().tobytes()
+        at = data.find(raw)
+        assert at > 0 and data.find(raw, at + 1) < 0, "the tensor's bytes must occur once in the file"
+        data[at + len(raw) // 2] ^= 0x10
+        Path(path).write_bytes(bytes(data))
+    return flip

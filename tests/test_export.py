@@ -51,3 +51,11 @@ def test_export_cli_writes_and_checks(run, tmp_path, capsys):
         err = capsys.readouterr().err
         assert exc_code == 2 and needle in err and err.count("\n") == 1
         assert not (tmp_path / "x").exists()
+
+
+def test_a_flipped_byte_in_a_state_dict_export_is_refused(run, tmp_path, flip_weight_byte):
+    model, desc = subnet_from_run(run, ARCH, calib_batches=0)
+    path = export_subnet(model, desc, "state_dict", tmp_path / "s.pt")
+    flip_weight_byte(path, max(model.state_dict().values(), key=lambda t: t.numel()))
+    with pytest.raises(ValueError, match=r"state_dict export '.*s\.pt' fails its checksum"):
+        load_state_dict_export(path)

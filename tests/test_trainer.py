@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import hwnas.supernet.trainer as trainer
-from hwnas.supernet.checkpoint import load_checkpoint
+from hwnas.supernet.checkpoint import _safe_globals, load_checkpoint
 from hwnas.supernet.trainer import TrainConfig, build_run, held_out_accuracy, load_supernet, train
 
 TINY = dict(channels=8, cells=1, max_images=512, batch_size=64, progress=False)
@@ -270,6 +270,30 @@ def test_a_crafted_pickle_in_a_checkpoint_is_refused_without_running(spos_run, t
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "refused without running it" in err[0], err
     assert not marker.exists()
+
+
+def test_a_flipped_byte_in_a_checkpoint_is_refused(spos_run, tmp_path, capsys, flip_weight_byte):
+    """torch's zip reader does not check the weights' bytes; the checkpoint's checksum does."""
+    from hwnas.cli import main as cli_main
+
+    cfg, _ = spos_run
+    run = tmp_path / "run"
+    shutil.copytree(cfg.out, run)
+    ckpt = run / "supernet.pt"
+    state = load_checkpoint(ckpt)
+    weight = max(state["model"].values(), key=lambda t: t.numel())
+    flip_weight_byte(ckpt, weight)
+    with torch.serialization.safe_globals(_safe_globals()):
+        assert torch.load(ckpt, weights_only=True)  # torch itself loads the changed file without a word
+    with pytest.raises(ValueError, match=r"fails its checksum"):
+        load_checkpoint(ckpt)
+    assert cli_main(["search", "--supernet", str(run), "--target", "fpga", "--pop-size", "4", "--generations", "1",
+                     "--out", str(tmp_path / "fronts")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fails its checksum" in err[0] and str(ckpt) in err[0], err
+    # a checkpoint from before checksums (no digest stored) still loads
+    torch.save(state, ckpt)
+    assert load_checkpoint(ckpt)["epoch"] == state["epoch"]
 
 
 def test_a_batch_larger_than_the_split_is_refused_before_training(data_dir, tmp_path):
