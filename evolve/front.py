@@ -245,7 +245,7 @@ class Front:
                 doc = {
                     "format": JSON_FORMAT,
                     "objectives": self.objectives,
-                    "meta": self.meta,
+                    "meta": _json_safe(self.meta),
                     "table": _frame_to_json(self.table),
                     "history": _frame_to_json(self.history),
                 }
@@ -260,7 +260,8 @@ class Front:
                     continue
                 arrow = pa.Table.from_pandas(self.table, preserve_index=False)
                 extra_meta = json.dumps(
-                    {"objectives": self.objectives, "meta": self.meta}, allow_nan=False, default=_json_default
+                    {"objectives": self.objectives, "meta": _json_safe(self.meta)}, allow_nan=False,
+                    default=_json_default
                 )
                 arrow = arrow.replace_schema_metadata(
                     {**(arrow.schema.metadata or {}), PARQUET_META_KEY: extra_meta.encode("utf-8")}
@@ -362,6 +363,18 @@ def _json_value(v: Any) -> Any:
     if isinstance(v, (pd.Timestamp,)):
         return v.isoformat()
     return v
+
+
+def _json_safe(obj: Any) -> Any:
+    """`obj` (the meta dict) with every non-finite float made strict JSON as in tables: NaN -> null,
+    +-inf -> "inf"/"-inf" (e.g. the HV ratio of a search in which no arch was feasible)."""
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return _json_value(obj)
+    return obj
 
 
 def _json_default(v: Any) -> Any:

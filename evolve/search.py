@@ -471,6 +471,10 @@ def search(space: SearchSpace, objectives: Sequence[Objective], algorithm: str |
     directions = {o.column: o.direction.value for o in objectives}
     log.info("%s: %d evaluations, %d distinct archs, %d infeasible", label, archive.evaluations, len(table),
              meta["infeasible"])
+    if len(table) and meta["infeasible"] == len(table):
+        meta["empty_front"] = ("no evaluated arch is feasible: every one breaks a bound "
+                               f"({meta['bounds'] or 'none given'}) or lacks a value ({meta['missing_values']})")
+        log.warning("%s: the front is empty: %s", label, meta["empty_front"])
     return Front.from_evaluations(table, cols, meta, pd.DataFrame(history.rows, columns=["generation", "arch_str",
                                                                                            *cols]),
                                   directions=directions)

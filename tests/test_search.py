@@ -157,6 +157,29 @@ def test_device_table_objective_from_user_csv(ctx, tmp_path):
     assert vals[:3].tolist() == [1.0, 2.0, 3.0] and np.isnan(vals[3])
 
 
+def test_a_search_with_no_feasible_arch_writes_an_empty_front_set_that_says_so(ctx, tmp_path, capsys):
+    """Every arch of a sparse table lacks a value or breaks the bound: the front set is still written whole
+    (json with NaN/inf meta as strict JSON), empty, and says why."""
+    import pandas as pd
+
+    from hwnas.cli import main as cli_main
+    from hwnas.evolve.front import Front
+
+    archs = [ctx.space.to_str(ctx.space.from_index(i)) for i in range(40)]
+    pd.DataFrame({"arch_str": archs, "latency_ms": [float("inf")] * 20 + [5.0] * 20}).to_csv(
+        tmp_path / "board.csv", index=False)
+    out = tmp_path / "fronts"
+    assert cli_main(["search", "--oracle", "--device-table", str(tmp_path / "board.csv"), "--target", "board",
+                     "--max", "board_latency_ms=1", "--pop-size", "6", "--generations", "2", "--quiet",
+                     "--out", str(out)]) == 0
+    assert "the front is empty" in capsys.readouterr().err
+    for ext in ("csv", "json", "parquet", "png"):
+        assert (out / f"board.{ext}").is_file(), ext
+    front = Front.load(out / "board.json")
+    assert len(front.pareto()) == 0 and front.meta["infeasible"] == len(front.table) > 0
+    assert "no evaluated arch is feasible" in front.meta["empty_front"]
+
+
 def test_fronts_benchmark_writes_its_tables_and_command(data_dir, tmp_path, tiny_run):
     from hwnas.benchmarks.fronts import main as fronts_main
     from hwnas.benchmarks.tables.nb201_truth import NB201Truth

@@ -216,6 +216,21 @@ def test_device_table_rejects_bad_files_in_one_line(tmp_path):
         DeviceTable.from_csv(ok).lookup([ARCH0], "energy")
 
 
+def test_device_table_treats_non_finite_values_as_missing_and_refuses_non_utf8(tmp_path, caplog):
+    f = tmp_path / "board.csv"
+    f.write_text(f"arch_str,latency_ms\n{ARCH0},inf\n{ARCH1},-Infinity\n{ARCH_ABSENT},2\n")
+    with caplog.at_level("WARNING"):
+        table = DeviceTable.from_csv(f)
+    assert np.isnan(table.lookup([ARCH0, ARCH1], "latency_ms")).all()
+    assert table.lookup(ARCH_ABSENT, "latency_ms")[0] == 2.0
+    assert "2 non-finite value(s)" in caplog.text and "count as missing" in caplog.text
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(f"arch_str,latency_ms\n{ARCH0},1\n".encode() + b"\xe9t\xe9,2\n")
+    with pytest.raises(ValueError, match="not UTF-8 text") as e:
+        DeviceTable.from_csv(latin)
+    assert "\n" not in str(e.value)
+
+
 def test_hwnasbench_download_is_checked_against_its_git_blob_id(tmp_path, file_server):
     import hashlib
 

@@ -3,12 +3,15 @@
 The CSV has an ``arch_str`` column (NB201 ``|op~0|+|op~0|op~1|+...`` strings, matched as written apart
 from surrounding whitespace; isomorphic cells are not merged here) and one numeric column per metric.
 Name the columns with their unit, e.g. ``latency_ms``, ``energy_mJ``: values are returned unchanged.
-An optional ``arch_index`` column is kept as an identifier, not as a metric. Empty cells are NaN.
+An optional ``arch_index`` column is kept as an identifier, not as a metric. Empty cells are NaN, and so are
+non-finite values (``inf``, ``-inf``, ``nan``): an arch without a finite value counts as missing from the table
+(a search treats it as unmeasured, never as the fastest or the slowest), with a warning naming how many.
 
 Must not import ``evolve``.
 """
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +22,7 @@ import pandas as pd
 from hwnas.core.errors import CorruptFileError, UsageError
 
 _ID_COLUMNS = ("arch_str", "arch_index")
+log = logging.getLogger(__name__)
 
 
 class DeviceTable:
@@ -38,11 +42,17 @@ class DeviceTable:
     @classmethod
     def from_csv(cls, path: str | os.PathLike, name: str | None = None) -> "DeviceTable":
         """Read the CSV; ``name`` defaults to the file stem. A missing ``arch_str`` column, a
-        non-numeric metric column, an empty or repeated arch string -> ``ValueError`` (one line)."""
+        non-numeric metric column, an empty or repeated arch string, a file that is not UTF-8 CSV ->
+        ``ValueError`` (one line). Non-finite values become NaN (missing), logged as a warning."""
         path = Path(path).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"device table not found: {path}")
-        raw = pd.read_csv(path)
+        try:
+            raw = pd.read_csv(path, encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise CorruptFileError(f"{path}: not UTF-8 text (byte {exc.start}); save the table as UTF-8 CSV") from None
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise CorruptFileError(f"{path}: not a CSV table ({str(exc).strip().splitlines()[0]})") from None
         raw.columns = [str(c).strip() for c in raw.columns]
         if "arch_str" not in raw.columns:
             raise CorruptFileError(f"{path}: no arch_str column; columns are {', '.join(raw.columns)}")
@@ -61,7 +71,13 @@ class DeviceTable:
             bad = values.isna() & raw[col].notna()
             if bad.any():
                 raise CorruptFileError(f"{path}: column {col!r} is not numeric (e.g. {raw[col][bad].iloc[0]!r})")
-            columns[col] = values.astype(float).to_numpy()
+            values = np.array(values, dtype=float)  # a copy: pandas may hand out a read-only view
+            infinite = np.isinf(values)
+            if infinite.any():
+                log.warning("%s: column %r has %d non-finite value(s) (e.g. %r); those archs count as missing",
+                            path, col, int(infinite.sum()), arch.iloc[int(np.flatnonzero(infinite)[0])])
+                values[infinite] = np.nan
+            columns[col] = values
         frame = pd.DataFrame(columns, index=pd.Index(arch.astype(str).to_numpy(), name="arch_str"))
         return cls(frame, name=name if name is not None else path.stem, source=str(path))
 
