@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from hwnas.core.files import atomic_write_set
+from hwnas.core.files import atomic_write_set, read_json
 
 from hwnas.core.errors import CorruptFileError, UsageError
 
@@ -291,8 +291,8 @@ class Front:
             raise FileNotFoundError(f"no front file at {path}")
         if ext == "json":
             try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-                if doc.get("format") != JSON_FORMAT:
+                doc = read_json(path, "front file")
+                if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
                     raise CorruptFileError(f"format is {doc.get('format')!r}, expected {JSON_FORMAT!r}")
                 table = _frame_from_json(doc["table"])
                 history = _frame_from_json(doc["history"])
@@ -316,10 +316,10 @@ class Front:
         header = pd.read_csv(path, nrows=0).columns
         if sibling.exists():
             try:
-                doc = json.loads(sibling.read_text(encoding="utf-8"))
+                doc = read_json(sibling, "front file")
                 if doc.get("format") == JSON_FORMAT and set(doc["objectives"]) <= set(header):
                     objectives, meta = list(doc["objectives"]), doc["meta"]
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 pass
         objectives = objectives or _infer_objectives(header)
         dtypes = {"arch_str": str, "encoding": str, "generation": "int64", "is_pareto": bool}

@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from hwnas.core.files import read_json
 from hwnas.core.errors import CorruptFileError, UsageError
 
 EXPONENTS = np.round(np.arange(0.2, 3.0001, 0.01), 2)
@@ -93,7 +94,7 @@ def tailor_space(space, latency: Callable, channels: int = 16, groups: int = 8,
 def load_tailored(path: str | Path, space: str, channels: int) -> dict:
     """The space options in a `hwnas space tailor` report, checked against the space and C it is used with."""
     try:
-        doc = json.loads(Path(path).read_text())
+        doc = read_json(path, "tailored widths file")
     except FileNotFoundError:
         raise FileNotFoundError(f"tailored widths file '{path}' not found (write one with `hwnas space tailor`)") from None
     except json.JSONDecodeError as exc:

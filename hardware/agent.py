@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from hwnas.core.errors import UsageError
+from hwnas.core.errors import BudgetError, UsageError
 
 from .measure import check_target, describe_target, measure
 from .tokens import read_token
@@ -201,6 +201,8 @@ class AgentHandler(BaseHTTPRequestHandler):
             data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
         except (UnicodeDecodeError, ValueError) as exc:
             raise RequestError(400, f"malformed JSON: {_one_line(exc)}") from None
+        except RecursionError:
+            raise RequestError(400, "malformed JSON: nested too deeply") from None
         if not isinstance(data, dict):
             raise RequestError(400, f"request must be a JSON object, got {type(data).__name__}")
         return data
@@ -214,6 +216,8 @@ class AgentHandler(BaseHTTPRequestHandler):
         with self.server.measure_lock:  # one timing on the device at a time; building counts too
             try:
                 model = self.server.builder(request)
+            except BudgetError as exc:  # over the agent's size budget: refused before anything was built
+                raise RequestError(413, _one_line(exc)) from None
             except ValueError as exc:
                 raise RequestError(400, _one_line(exc)) from None
             _probe(model, params["input_shape"])

@@ -24,6 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch.nn as nn
 
+from hwnas.core.files import read_json
 from hwnas.core.errors import CorruptFileError, UsageError
 from hwnas.core.files import atomic_write_text
 from hwnas.core.stats import rank_correlation
@@ -83,10 +84,10 @@ class LatencyTable:
             raise FileNotFoundError(f"lookup table '{path}' not found (build one with `hwnas lut build`)")
         try:
             if path.suffix == ".json":
-                d = json.loads(path.read_text())
+                d = read_json(path, "lookup table")
                 return cls(d["target"], d["settings"], d["entries"], d.get("meta", {}))
             return cls._from_csv(path.read_text())
-        except (KeyError, ValueError, IndexError, json.JSONDecodeError) as exc:
+        except (KeyError, ValueError, IndexError, RecursionError) as exc:
             raise CorruptFileError(f"'{path}' is not a latency lookup table ({exc})") from None
 
     @classmethod

@@ -10,9 +10,9 @@ from __future__ import annotations
 import copy
 import csv
 import io
-import json
 import logging
 import math
+import shutil
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -25,13 +25,14 @@ from tqdm.auto import tqdm
 from hwnas.core.config import config_from_dict, option
 from hwnas.core.datasets import DATASETS, dataset_info
 from hwnas.core.errors import UsageError
-from hwnas.core.files import atomic_write_json, atomic_write_text
+from hwnas.core.files import atomic_write_json, atomic_write_text, read_json
 from hwnas.core.logs import log_to_file
 
 from .bn import batch_statistics
 from .checkpoint import load_checkpoint, save_checkpoint, rng_states, set_rng_states
 from .data import SEARCH_PROTOCOLS, TensorBatches, load_dataset, make_splits
 from .few_shot import FewShotSupernet, check_split
+from .limits import SizeBudget, check_size
 from .modes import get_mode, list_modes
 from .modes.spos import SAMPLERS, check_schedule
 from .spaces import SpaceConfig, get_space, space_from_config
@@ -113,7 +114,16 @@ class TrainConfig(SpaceConfig):
     channels_last: bool = option(True, help="train in channels-last memory layout (faster convolutions on CPU, "
                                             "about 1.2x for SPOS at C=8, N=1; the same computation to float "
                                             "rounding)")
+    max_params: float = option(500e6, help="refuse a supernet with more parameters than this (counted before "
+                                           "anything is built)")
+    max_memory_gb: float | None = option(None, help="refuse a run whose estimated training memory (weights, "
+                                                    "gradients, momentum, activations at --batch-size) is above "
+                                                    "this many GB (default: this machine's memory)")
     progress: bool = option(True, help="progress bars", cli=False)
+
+    def budget(self) -> SizeBudget:
+        """The size budget this run is checked against before its supernet is built."""
+        return SizeBudget(max_params=self.max_params, max_memory_gb=self.max_memory_gb).validate()
 
     def validate(self) -> "TrainConfig":
         """Check every value, raising UsageError with one line naming the bad one and the valid ones."""
@@ -356,6 +366,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Train (or resume) a supernet as `cfg` says; returns the summary also written to result.json. The run
     folder's `train.log` receives the run's log records."""
     cfg.validate()
+    info = dataset_info(cfg.dataset)
+    check_size(get_space(cfg.space, **cfg.space_options), cfg.channels, cfg.cells, info.num_classes, cfg.batch_size,
+               info.input_shape()[1:], cfg.budget())
     out = Path(cfg.out)
     ckpt_path = out / CHECKPOINT
     ckpt = open_run(out, CHECKPOINT, resume)
@@ -372,8 +385,24 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                     f"a {cfg.schedule} schedule")
             raise UsageError(f"{what} keeps its --epochs on resume: '{ckpt_path}' has {old['epochs']}, "
                              f"this run asks {cfg.epochs}")
-    with log_to_file(out / LOG):
-        return _train(cfg, ckpt, out)
+    created = _first_missing(out)  # a run that fails before its first checkpoint leaves nothing behind
+    try:
+        with log_to_file(out / LOG):
+            return _train(cfg, ckpt, out)
+    except BaseException:
+        if created is not None and not ckpt_path.exists():
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of `path` that does not exist yet (what creating `path` would create), or None."""
+    if path.exists():
+        return None
+    path = path.absolute()
+    while not path.parent.exists():
+        path = path.parent
+    return path
 
 
 def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str, Any]:
@@ -507,7 +536,7 @@ def load_run_config(run: str | Path) -> dict[str, Any]:
     path = Path(run)
     folder = path if path.is_dir() else path.parent
     if (folder / "config.json").is_file() and (path.is_dir() or path.name == CHECKPOINT):
-        return json.loads((folder / "config.json").read_text())
+        return read_json(folder / "config.json", "run config")
     return load_checkpoint(path / CHECKPOINT if path.is_dir() else path)["config"]
 
 

@@ -7,6 +7,7 @@ import ast
 import http.client
 import inspect
 import json
+import os
 import socket
 import threading
 import time
@@ -392,3 +393,43 @@ def test_cli_agent_serves_and_cli_measures_through_it(tmp_path):
     finally:
         agent.terminate()
         agent.wait(10)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs Linux /proc")
+@pytest.mark.parametrize("over, needle", [
+    ({"net": {"channels": 512, "cells": 20}}, "the limit is 20M (--max-params)"),
+    ({"space": "mobilenet", "arch": "k3e6-" * 19 + "k3e6", "space_options": {"expansions": [3, 100000]}},
+     "an expansion must be an integer in 1..64"),
+    ({"space": "mobilenet", "arch": "k3e6", "space_options": {"stages": [[1, 1000000000, 1]]}},
+     "a stage's depth must be an integer in 1..64"),
+    ({"space": "mobilenet", "arch": "k3e6", "space_options": {"stages": [[1000000, 1, 1]]}},
+     "width multiple must be at most 64"),
+])
+def test_absurd_architectures_are_413_before_anything_is_built(agent, over, needle):
+    """Refused from the description alone (bounds, then parameters counted on the meta device): quickly, and
+    without the agent's memory growing by what the net would take (C=512, N=20: 73M parameters, 290 MB)."""
+    _post(agent, _request(**{"net": {"channels": 512, "cells": 20}}))  # warm the meta kernels up
+    before, t0 = _rss_mb(), time.perf_counter()
+    status, _, data = _post(agent, _request(**over))
+    took = time.perf_counter() - t0
+    assert status == 413 and needle in data["error"], data
+    assert _rss_mb() - before < 100
+    assert took < 10  # a guard against building it (measured: 0.1-0.6 s)
+
+
+def test_deeply_nested_json_is_400(agent):
+    status, _, data = _post(agent, b'{"space": ' + b"[" * 100000 + b"]" * 100000 + b"}")
+    assert status in (400, 413) and ("nested too deeply" in data["error"] or "exceeds" in data["error"]), data
+    small = b'{"net": ' + b"[" * 20000 + b"]" * 20000 + b"}"
+    server = make_server(build_described, TOKEN, max_concurrent=2, log=False, max_body_bytes=len(small) + 1)
+    thread = _start(server)
+    try:
+        status, _, data = _post(server, small)
+        assert status == 400 and "nested too deeply" in data["error"], data
+    finally:
+        _stop(server, thread)

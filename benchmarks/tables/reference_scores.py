@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hwnas.core.files import read_json
 from hwnas.core.errors import CorruptFileError, UsageError
 
 
@@ -52,7 +53,7 @@ def load_reference_scores(path: str | Path) -> dict[str, float]:
             raise CorruptFileError(f"{path}: name the score column 'score' (numeric columns: {numeric})")
         return {str(a).strip(): float(s) for a, s in zip(frame.arch_str, frame[col])}
     try:
-        raw = json.loads(path.read_text())
+        raw = read_json(path, "reference scores")
     except json.JSONDecodeError as exc:
         raise CorruptFileError(f"{path}: not JSON ({exc}); reference scores are a JSON object or a CSV") from exc
     if not isinstance(raw, dict):

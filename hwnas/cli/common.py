@@ -112,6 +112,24 @@ def net_from_args(args: argparse.Namespace, keys: list[str]):
     return space, {"channels": cfg.channels, "cells": cfg.cells, "num_classes": info.num_classes}, cfg.dataset
 
 
+def add_budget_options(p: argparse.ArgumentParser, max_params: float, max_memory_gb: float | None,
+                       what: str = "a network") -> None:
+    """`--max-params` and `--max-memory-gb`: the size budget checked before anything is built."""
+    p.add_argument("--max-params", type=float, default=max_params,
+                   help=f"refuse {what} with more parameters than this, counted before it is built")
+    p.add_argument("--max-memory-gb", type=float, default=max_memory_gb,
+                   help=f"refuse {what} whose estimated memory (weights and every layer's output at the batch "
+                        "size) is above this many GB (default: this machine's memory)"
+                   if max_memory_gb is None else f"refuse {what} whose estimated memory is above this many GB")
+
+
+def budget_from_args(args: argparse.Namespace):
+    """The `SizeBudget` of the `add_budget_options` flags (checked)."""
+    from hwnas.supernet.limits import SizeBudget
+
+    return SizeBudget(max_params=args.max_params, max_memory_gb=args.max_memory_gb).validate()
+
+
 def add_timing_options(p: argparse.ArgumentParser, repeats: int = 50) -> list[str]:
     """Where and how latency is timed: `--target`, and `MeasureSettings`' batch size, warm-up and timed runs,
     threads."""

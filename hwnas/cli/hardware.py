@@ -6,13 +6,15 @@ counts modules), so `hardware` stays free of our other packages.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
 
 from hwnas.core.errors import UsageError
 
-from .common import add_net_options, add_timing_options, net_from_args, timing_from_args
+from .common import (add_budget_options, add_net_options, add_timing_options, budget_from_args, net_from_args,
+                     timing_from_args)
 
 
 # ------------------------------------------------------------------------------------------ measure
@@ -23,6 +25,7 @@ def _configure_measure(p: argparse.ArgumentParser) -> None:
                    help="time on a remote device running `hwnas agent serve` instead of here")
     p.add_argument("--agent-token-file", default=None, help="the agent's token (default: $HWNAS_AGENT_TOKEN)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    add_budget_options(p, 500e6, None, "a subnet")
 
 
 def cmd_measure(args: argparse.Namespace) -> int:
@@ -35,6 +38,10 @@ def cmd_measure(args: argparse.Namespace) -> int:
     from hwnas.core.datasets import dataset_info
 
     shape = dataset_info(dataset).input_shape(timing_settings.batch_size)
+    from hwnas.supernet.limits import check_size
+
+    check_size(space, net["channels"], net["cells"], net["num_classes"], shape[0], shape[1:], budget_from_args(args),
+               supernet=False, arch=arch, training=False)
     model = space.build_subnet(arch, **net)
     if args.agent:
         from hwnas.hardware.remote import RemoteDevice
@@ -178,6 +185,7 @@ def _configure_agent_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="cpu", help=f"what the agent times on ({', '.join(list_targets())})")
     p.add_argument("--max-concurrent", type=int, default=4, help="requests handled at once (others wait)")
     p.add_argument("--max-body-bytes", type=int, default=65536, help="larger requests are refused (413)")
+    add_budget_options(p, 20e6, 2.0, "a requested subnet (413)")  # supernet.spaces.describe.AGENT_BUDGET
     p.add_argument("--threads", type=int, default=1, help="CPU threads for every measurement")
 
 
@@ -190,7 +198,8 @@ def cmd_agent_serve(args: argparse.Namespace) -> int:
     if args.max_concurrent < 1:
         raise UsageError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
     print(f"hwnas agent: timing on {args.target}; Ctrl-C stops it", file=sys.stderr)
-    serve(build_described, args.token_file, host=args.host, port=args.port, max_concurrent=args.max_concurrent,
+    budget = budget_from_args(args)
+    serve(functools.partial(build_described, budget=budget), args.token_file, host=args.host, port=args.port, max_concurrent=args.max_concurrent,
           max_body_bytes=args.max_body_bytes, target=args.target, threads=args.threads,
           ready=lambda url: print(f"hwnas agent ({args.target}) listening on {url}", flush=True))
     return 0

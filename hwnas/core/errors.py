@@ -39,3 +39,8 @@ class AuthError(RuntimeFailure, ValueError):
 
 class RemoteError(RuntimeFailure, ValueError):
     """A remote agent answered with an error, or with something other than its protocol."""
+
+
+class BudgetError(UsageError):
+    """A network, input or run larger than the configured budget (`--max-params`, `--max-memory-gb`) or the
+    hard bounds on sizes: refused before anything is built (exit status 2; the agent answers 413)."""

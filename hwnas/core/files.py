@@ -134,3 +134,29 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     """JSON (indented, keys in insertion order) written atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+#: The largest JSON file hwnas reads back (a front of the whole NB201 space with its history is ~10 MB)
+MAX_JSON_BYTES = 1 << 30
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    """The JSON document in `path`, read as UTF-8 without running anything: a file that is missing is
+    FileNotFoundError; one that is larger than `MAX_JSON_BYTES`, not UTF-8, not JSON or nested too deeply for
+    the parser is a one-line `CorruptFileError` naming the file, `what` it should be, and what is wrong."""
+    from .errors import CorruptFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} '{path}' not found")
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise CorruptFileError(f"{what} '{path}' is {size} bytes; hwnas reads JSON files up to {MAX_JSON_BYTES}")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(f"{what} '{path}' is not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise CorruptFileError(f"{what} '{path}' is nested too deeply to be one hwnas writes") from None
+    except ValueError as exc:
+        raise CorruptFileError(f"{what} '{path}' is not valid JSON ({exc})") from None

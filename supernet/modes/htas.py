@@ -17,13 +17,13 @@ stage, and the derived arch's expected latency under the curves.
 """
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hwnas.core.files import read_json
 from hwnas.core.errors import UsageError
 
 from .base import register_mode
@@ -34,7 +34,7 @@ _WIDTH = re.compile(r"^k\d+h(\d+)$")
 
 def stage_curves(report: str | Path | dict) -> list[dict]:
     """The fitted latency curve {"k", "a", "b"} of each stage in a `hwnas space tailor` report."""
-    doc = report if isinstance(report, dict) else json.loads(Path(report).read_text(encoding="utf-8"))
+    doc = report if isinstance(report, dict) else read_json(report, "tailoring report")
     try:
         return [{key: float(st["fit"][key]) for key in ("k", "a", "b")} for st in doc["stages"]]
     except (KeyError, TypeError, ValueError) as e:

@@ -17,6 +17,7 @@ from torch import nn
 
 from hwnas.core.errors import UsageError
 
+from ..limits import SizeBudget, check_size
 from . import get_space
 
 # option -> inclusive range; anything else in "net" is refused
@@ -53,17 +54,31 @@ def _space(space_name: Any, options: Any = None):
     return get_space(space_name, **(options or {}))  # ValueError naming the valid spaces or options
 
 
-def build_described(request: dict) -> nn.Module:
+#: What a measurement agent builds at most by default (`hwnas agent serve --max-params/--max-memory-gb`): a
+#: timing request for a larger net is refused (413) before any module is built.
+AGENT_BUDGET = SizeBudget(max_params=20e6, max_memory_gb=2.0)
+
+
+def build_described(request: dict, budget: SizeBudget | None = AGENT_BUDGET) -> nn.Module:
     """The eval-mode subnet a request describes: `space` (registered name), optional `space_options`,
-    `arch` (that space's arch string) and optional `net` options (see NET_OPTIONS). ValueError, one line, for anything invalid.
-    Other keys of the request (input_shape, warmup, ...) are the agent's business and ignored here."""
+    `arch` (that space's arch string) and optional `net` options (see NET_OPTIONS). ValueError, one line, for anything invalid;
+    BudgetError when the subnet at the request's `input_shape` is over `budget` (None: no budget), checked on
+    the meta device before anything is built. Other keys of the request (warmup, ...) are the agent's business."""
     _require(isinstance(request, dict), f"request must be an object, got {type(request).__name__}")
     for key in ("space", "arch"):
         if key not in request:
             raise UsageError(f"request needs '{key}'")
     space, arch = _space(request["space"], request.get("space_options")), request["arch"]
     _require(isinstance(arch, str), f"'arch' must be an arch string of space '{space.name}', got {type(arch).__name__}")
-    return space.build_subnet(space.from_str(arch), **_net_options(request.get("net"))).eval()
+    parsed, net = space.from_str(arch), _net_options(request.get("net"))
+    if budget is not None:
+        shape = request.get("input_shape") or (1, 3, 32, 32)
+        _require(isinstance(shape, (list, tuple)) and len(shape) == 4 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape),
+            f"'input_shape' must be a list of 4 positive integers (N, C, H, W), got {shape!r}")
+        check_size(space, net.get("channels", 16), net.get("cells", 5), net.get("num_classes", 10), shape[0],
+                   shape[1:], budget, supernet=False, arch=parsed, training=False)
+    return space.build_subnet(parsed, **net).eval()
 
 
 def describe_request(space_name: str, arch_str: str | Sequence[int], net: dict | None = None,

@@ -16,9 +16,10 @@ from typing import Any, Sequence
 import torch
 import torch.nn as nn
 
-from hwnas.core.errors import UsageError
+from hwnas.core.errors import BudgetError, UsageError
 
 from ..layerwise_net import LayerSpec, LayerwiseNetwork
+from ..limits import MAX_WIDTH_MULTIPLE, check_bound
 from ..sharing import SharedChoiceLayer
 from .base import Arch, SearchSpace
 
@@ -37,7 +38,12 @@ def _layout(stages: Any, name: str) -> tuple[tuple[float, int, int], ...]:
         if (isinstance(mult, bool) or not isinstance(mult, (int, float)) or mult <= 0 or isinstance(depth, bool)
                 or not isinstance(depth, int) or depth < 1 or stride not in (1, 2)):
             raise UsageError(bad)
+        if mult > MAX_WIDTH_MULTIPLE:
+            raise BudgetError(f"space '{name}': a stage's width multiple must be at most {MAX_WIDTH_MULTIPLE:g}, "
+                              f"got {mult!r}")
+        check_bound("stage_depth", depth, f"space '{name}': a stage's depth")
         out.append((float(mult), int(depth), int(stride)))
+    check_bound("layers", sum(d for _, d, _ in out), f"space '{name}': the total number of layers")
     return tuple(out)
 
 

@@ -39,6 +39,7 @@ import torch.nn as nn
 from hwnas.core.errors import UsageError
 
 from ..blocks import InvertedResidual, classifier_head, conv_bn
+from ..limits import check_bound
 from ..layerwise_net import LayerSpec
 from . import register_space
 from .layerwise import LayerwiseSpace
@@ -84,6 +85,10 @@ class MobileNetSpace(LayerwiseSpace):
             raise UsageError(f"space 'mobilenet': kernels must be odd positive integers, got {list(kernels)}")
         if any(isinstance(e, bool) or not isinstance(e, int) or e < 1 for e in expansions) or not expansions:
             raise UsageError(f"space 'mobilenet': expansions must be positive integers, got {list(expansions)}")
+        for k in kernels:
+            check_bound("kernel", k, "space 'mobilenet': a kernel size")
+        for e in expansions:
+            check_bound("expansion", e, "space 'mobilenet': an expansion")
         self.kernels, self.expansions = tuple(kernels), tuple(expansions)
         n_stages = len(stages) if stages is not None else len(self.default_stages)
         self.hidden = None if hidden is None else _hidden_lists(hidden, n_stages)

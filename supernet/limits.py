@@ -1,0 +1,131 @@
+"""Size checks before anything is built: hard bounds on every size a user or a remote request can give, and an
+estimate of a network's parameters and training memory checked against a budget.
+
+One layer shared by the CLI (`hwnas train`, `hwnas measure`), the Python API (`train`, `check_size`) and the
+measurement agent: an absurd `--channels 1000000` or `stages=[[1, 1000000000, 1]]` is one line naming the
+value and the limit, not an allocator traceback or a build that never ends.
+
+The estimate builds the network on PyTorch's `meta` device (shapes only, no memory, no arithmetic) and runs
+one forward pass of its largest path there: parameters are counted exactly, training memory as weights,
+gradients and one optimizer buffer (3 x 4 bytes per parameter) plus every module's output kept for the
+backward pass (4 bytes per element). That ignores allocator overhead and temporaries, so it is a lower
+bound; the default budget leaves room for that.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+
+from hwnas.core.errors import BudgetError, UsageError
+
+#: Hard bounds (inclusive) on sizes, whatever the budget: far above any network this tool is for, low enough
+#: that checking them and building the estimate stays instant.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "channels": (1, 2048), "cells": (1, 64), "num_classes": (1, 100_000), "batch_size": (1, 65_536),
+    "stage_depth": (1, 64), "layers": (1, 512), "kernel": (1, 15), "expansion": (1, 64),
+    "input_size": (1, 4096), "warmup": (0, 10_000), "repeats": (1, 100_000),
+}
+#: Width multiples of a layer-wise stage (times --channels)
+MAX_WIDTH_MULTIPLE = 64.0
+
+
+def check_bound(name: str, value: Any, what: str | None = None) -> int:
+    """`value` as an int within `BOUNDS[name]`; BudgetError naming it and the valid range otherwise."""
+    lo, hi = BOUNDS[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise BudgetError(f"{what or name} must be an integer in {lo}..{hi}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class SizeBudget:
+    """The most a network may need before hwnas refuses to build it: parameters, and training memory
+    (the estimate of `estimate_size`) in GB. `None`: no limit of that kind."""
+
+    max_params: float | None = 500e6
+    max_memory_gb: float | None = None  # None: this machine's physical memory
+
+    def memory_limit_gb(self) -> tuple[float | None, str]:
+        """The memory limit in GB and where it comes from."""
+        if self.max_memory_gb is not None:
+            return float(self.max_memory_gb), "--max-memory-gb"
+        try:
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, "this machine's memory; --max-memory-gb"
+        except (ValueError, OSError, AttributeError):  # no sysconf (Windows): no memory limit
+            return None, ""
+
+    def validate(self) -> "SizeBudget":
+        for key in ("max_params", "max_memory_gb"):
+            value = getattr(self, key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not value > 0):
+                raise BudgetError(f"--{key.replace('_', '-')} must be a positive number, got {value!r}")
+        return self
+
+
+def _largest(space) -> tuple[int, ...]:
+    if hasattr(space, "largest_arch"):
+        return tuple(space.largest_arch())
+    return tuple(n - 1 for n in space.num_choices)
+
+
+def estimate_size(space, channels: int, cells: int, num_classes: int = 10, batch_size: int = 1,
+                  input_shape: Sequence[int] = (3, 32, 32), arch: Sequence[int] | None = None,
+                  supernet: bool = True, training: bool = True) -> dict[str, float]:
+    """Parameters and memory of `space`'s supernet (or, with `supernet=False`, of the subnet `arch`, default
+    the largest) at these sizes, computed on the meta device: {"params", "activation_gb", "memory_gb"};
+    `training`: weights, gradients and a momentum buffer, else the weights alone, plus every output. The sizes
+    are checked against `BOUNDS` first."""
+    check_bound("channels", channels, "--channels")
+    check_bound("cells", cells, "--cells")
+    check_bound("num_classes", num_classes)
+    check_bound("batch_size", batch_size, "batch size")
+    for size in input_shape[1:]:
+        check_bound("input_size", int(size), "input size")
+    arch = tuple(arch) if arch is not None else _largest(space)
+    with torch.device("meta"):
+        net = (space.build_supernet(channels=channels, cells=cells, num_classes=num_classes) if supernet else
+               space.build_subnet(arch, channels=channels, cells=cells, num_classes=num_classes))
+    params = sum(p.numel() for p in net.parameters())
+    kept = [0]
+
+    def count(_module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            kept[0] += output.numel()
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
+    try:
+        x = torch.empty((batch_size, *map(int, input_shape)), device="meta")
+        with torch.no_grad():
+            net(x, arch) if supernet else net(x)
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise UsageError(f"the model does not take input_shape {list(x.shape)}: {detail}") from None
+    finally:
+        for h in hooks:
+            h.remove()
+    activation_gb = kept[0] * 4 / 1e9
+    per_param = 12 if training else 4
+    return {"params": float(params), "activation_gb": activation_gb,
+            "memory_gb": activation_gb + params * per_param / 1e9}
+
+
+def check_size(space, channels: int, cells: int, num_classes: int = 10, batch_size: int = 1,
+               input_shape: Sequence[int] = (3, 32, 32), budget: SizeBudget | None = None, supernet: bool = True,
+               arch: Sequence[int] | None = None, training: bool = True) -> dict[str, float]:
+    """`estimate_size`, refused with one line (BudgetError) naming the estimate and the limit when it is over
+    `budget` (default `SizeBudget()`). Returns the estimate."""
+    budget = (budget or SizeBudget()).validate()
+    est = estimate_size(space, channels, cells, num_classes, batch_size, input_shape, arch, supernet, training)
+    what = f"{'supernet' if supernet else 'subnet'} of '{space.name}' at C={channels}, N={cells}"
+    if budget.max_params is not None and est["params"] > budget.max_params:
+        raise BudgetError(f"the {what} has {est['params'] / 1e6:.1f}M parameters; the limit is "
+                          f"{budget.max_params / 1e6:g}M (--max-params)")
+    limit, source = budget.memory_limit_gb()
+    if limit is not None and est["memory_gb"] > limit:
+        raise BudgetError(f"the {what} needs about {est['memory_gb']:.1f} GB to {'train' if training else 'run'} "
+                          f"at batch {batch_size} (input {list(input_shape)}); the limit is {limit:.3g} GB ({source})")
+    return est

@@ -1,0 +1,75 @@
+"""Size checks before anything is built (supernet.limits): the estimate counts parameters exactly, absurd
+sizes and over-budget networks are one line with nothing built or written, deep JSON files are one line."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hwnas.cli import main as cli_main
+from hwnas.supernet.limits import SizeBudget, check_size, estimate_size
+from hwnas.supernet.spaces import get_space
+
+
+@pytest.mark.parametrize("name", ["nb201", "mobilenet", "shufflenet", "resblock"])
+def test_the_estimate_counts_the_parameters_of_what_would_be_built(name):
+    space = get_space(name)
+    est = estimate_size(space, channels=4, cells=1, num_classes=10, batch_size=2)
+    built = space.build_supernet(channels=4, cells=1, num_classes=10)
+    assert est["params"] == sum(p.numel() for p in built.parameters())
+    arch = space.largest_arch()
+    sub = estimate_size(space, 4, 1, 10, 2, supernet=False, arch=arch, training=False)
+    assert sub["params"] == sum(p.numel() for p in space.build_subnet(arch, channels=4, cells=1).parameters())
+    # activations: every module's output at batch 2 is twice that at batch 1
+    one = estimate_size(space, 4, 1, 10, 1, supernet=False, arch=arch, training=False)
+    assert sub["activation_gb"] == pytest.approx(2 * one["activation_gb"])
+
+
+def test_over_budget_is_one_line_naming_the_estimate_and_the_limit():
+    space = get_space("nb201")
+    with pytest.raises(ValueError, match=r"has 1\.7M parameters; the limit is 1M \(--max-params\)"):
+        check_size(space, 16, 5, budget=SizeBudget(max_params=1e6))
+    with pytest.raises(ValueError, match=r"needs about [\d.]+ GB to train at batch 4096 .* the limit is 0\.5 GB"):
+        check_size(space, 16, 5, batch_size=4096, budget=SizeBudget(max_memory_gb=0.5))
+    assert check_size(space, 16, 5, batch_size=64)["params"] == 1692826
+    with pytest.raises(ValueError, match="--max-memory-gb must be a positive number"):
+        SizeBudget(max_memory_gb=-1).validate()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--channels", "1000000"], "--channels must be an integer in 1..2048, got 1000000"),
+    (["--cells", "10000000"], "--cells must be an integer in 1..64, got 10000000"),
+    (["--channels", "512", "--cells", "20"], "has 6680.3M parameters; the limit is 500M (--max-params)"),
+    (["--batch-size", "60000"], "GB to train at batch 60000"),
+    (["--space", "mobilenet", "--space-option", "stages=[[1,1000000000,1]]"], "a stage's depth must be"),
+    (["--max-images", "100", "--batch-size", "128"], "--batch-size 128 is larger than the smallest split"),
+])
+def test_train_refuses_absurd_sizes_in_one_line_and_leaves_no_run_folder(argv, needle, tmp_path, data_dir, capsys):
+    out = tmp_path / "runs" / "x"
+    assert cli_main(["train", *argv, "--data", str(data_dir), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+    assert list(tmp_path.iterdir()) == []  # not even runs/
+
+
+def test_measure_refuses_an_absurd_subnet_before_building_it(capsys):
+    arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    assert cli_main(["measure", "--arch", arch, "--channels", "1024", "--cells", "20"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the limit is 500M (--max-params)" in err[0], err
+
+
+@pytest.mark.parametrize("name", ["front.json", "lut.json"])
+def test_deeply_nested_json_files_are_one_line(name, tmp_path, capsys):
+    path = tmp_path / name
+    path.write_text("[" * 100000 + "]" * 100000)
+    argv = ["plot", str(path), "--out", str(tmp_path / "p.png")] if name == "front.json" else \
+        ["lut", "check", "--lut", str(path), "--sample", "3"]
+    assert cli_main(argv) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ("nested too deeply" in err[0]), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+def test_meta_estimates_leave_torch_defaults_alone():
+    estimate_size(get_space("nb201"), 4, 1)
+    assert torch.empty(1).device.type == "cpu"
