@@ -293,27 +293,45 @@ class Front:
             try:
                 doc = read_json(path, "front file")
                 if not isinstance(doc, dict) or doc.get("format") != JSON_FORMAT:
-                    raise CorruptFileError(f"format is {doc.get('format')!r}, expected {JSON_FORMAT!r}")
+                    found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
+                    raise CorruptFileError(f"format is {found!r}, expected {JSON_FORMAT!r}")
                 table = _frame_from_json(doc["table"])
                 history = _frame_from_json(doc["history"])
+                if not isinstance(doc["meta"], dict) or not isinstance(doc["objectives"], list):
+                    raise TypeError("'meta' must be an object and 'objectives' a list")
                 return cls(table=table, objectives=list(doc["objectives"]), meta=doc["meta"], history=history)
-            except (ValueError, KeyError, TypeError) as e:
+            except CorruptFileError as e:
+                if str(path) in str(e):
+                    raise
                 raise CorruptFileError(f"{path} is not a valid hwnas front JSON: {e}") from None
+            except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
+                raise CorruptFileError(f"{path} is not a valid hwnas front JSON ({type(e).__name__}: "
+                                       f"{' '.join(str(e).split())[:200]})") from None
         if ext == "parquet":
             try:
                 import pyarrow.parquet as pq
             except ImportError:
                 raise ImportError(f"reading {path} needs pyarrow (pip install pyarrow)") from None
-            arrow = pq.read_table(path)
-            table = arrow.to_pandas()
-            raw = (arrow.schema.metadata or {}).get(PARQUET_META_KEY)
-            extra = json.loads(raw.decode("utf-8")) if raw else {}
+            try:
+                arrow = pq.read_table(path)
+                table = arrow.to_pandas()
+                raw = (arrow.schema.metadata or {}).get(PARQUET_META_KEY)
+                extra = json.loads(raw.decode("utf-8")) if raw else {}
+                if not isinstance(extra, dict):
+                    raise TypeError("its hwnas metadata is not an object")
+            except (ValueError, TypeError, OSError, RecursionError) as e:
+                raise CorruptFileError(f"{path} is not a valid hwnas front Parquet file ({type(e).__name__}: "
+                                       f"{' '.join(str(e).split())[:200]})") from None
             objectives = extra.get("objectives") or _infer_objectives(table.columns)
             return cls(table=table, objectives=objectives, meta=extra.get("meta", {}))
         # csv
         objectives, meta = None, {}
         sibling = path.with_suffix(".json")
-        header = pd.read_csv(path, nrows=0).columns
+        try:
+            header = pd.read_csv(path, nrows=0, encoding="utf-8").columns
+        except (ValueError, pd.errors.EmptyDataError) as e:  # not UTF-8, not CSV, empty
+            raise CorruptFileError(f"{path} is not a front CSV ({type(e).__name__}: "
+                                   f"{' '.join(str(e).split())[:200]})") from None
         if sibling.exists():
             try:
                 doc = read_json(sibling, "front file")
@@ -326,7 +344,11 @@ class Front:
         dtypes.update({o: "float64" for o in objectives})
         # pandas < 3 parses floats to the nearest-but-one ulp unless asked; pandas 3 round-trips by default
         exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
-        table = pd.read_csv(path, dtype={c: t for c, t in dtypes.items() if c in header}, **exact)
+        try:
+            table = pd.read_csv(path, dtype={c: t for c, t in dtypes.items() if c in header}, **exact)
+        except (ValueError, TypeError) as e:
+            raise CorruptFileError(f"{path} is not a front CSV ({type(e).__name__}: "
+                                   f"{' '.join(str(e).split())[:200]})") from None
         return cls(table=table, objectives=objectives, meta=meta)
 
 

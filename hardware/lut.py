@@ -24,9 +24,8 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch.nn as nn
 
-from hwnas.core.files import read_json
 from hwnas.core.errors import CorruptFileError, UsageError
-from hwnas.core.files import atomic_write_text
+from hwnas.core.files import atomic_write_text, read_json
 from hwnas.core.stats import rank_correlation
 
 from .measure import describe_target, measure
@@ -85,10 +84,32 @@ class LatencyTable:
         try:
             if path.suffix == ".json":
                 d = read_json(path, "lookup table")
-                return cls(d["target"], d["settings"], d["entries"], d.get("meta", {}))
-            return cls._from_csv(path.read_text())
-        except (KeyError, ValueError, IndexError, RecursionError) as exc:
-            raise CorruptFileError(f"'{path}' is not a latency lookup table ({exc})") from None
+                if not isinstance(d, dict):
+                    raise ValueError(f"it holds a {type(d).__name__}, not an object")
+                table = cls(d["target"], d["settings"], d["entries"], d.get("meta", {}))
+            else:
+                table = cls._from_csv(path.read_text(encoding="utf-8"))
+            return table._checked()
+        except (KeyError, ValueError, IndexError, TypeError, AttributeError, RecursionError) as exc:
+            raise CorruptFileError(f"'{path}' is not a latency lookup table ({type(exc).__name__}: "
+                                   f"{' '.join(str(exc).split())[:200]})") from None
+
+    def _checked(self) -> "LatencyTable":
+        """This table if every part has the type `save` writes (finite, non-negative times); ValueError."""
+        for key in ("target", "settings", "meta"):
+            if not isinstance(getattr(self, key), dict):
+                raise ValueError(f"'{key}' must be an object, got {type(getattr(self, key)).__name__}")
+        if not isinstance(self.entries, dict):
+            raise ValueError(f"'entries' must be an object, got {type(self.entries).__name__}")
+        for name, e in self.entries.items():
+            times = [e.get(k) for k in ("median_ms", "iqr_ms", "cv")] if isinstance(e, dict) else [None]
+            if not all(isinstance(t, (int, float)) and not isinstance(t, bool) and np.isfinite(t) and t >= 0
+                       for t in times):
+                raise ValueError(f"block {name!r} needs finite, non-negative median_ms, iqr_ms and cv")
+            shape = e.get("input_shape")
+            if not isinstance(shape, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in shape):
+                raise ValueError(f"block {name!r} needs input_shape as a list of integers")
+        return self
 
     @classmethod
     def _from_csv(cls, text: str) -> "LatencyTable":

@@ -26,6 +26,8 @@ def parse_space_options(items: Sequence[str] | dict | None) -> dict[str, Any]:
     YAML config may give, is taken as it is); UsageError naming the bad item."""
     if isinstance(items, dict):
         return dict(items)
+    if items is not None and (isinstance(items, (str, bytes)) or not isinstance(items, (list, tuple))):
+        raise UsageError(f"space_options must be a mapping of option: value (or KEY=JSON strings), got {items!r}"[:300])
     options: dict[str, Any] = {}
     for item in items or ():
         key, sep, text = str(item).partition("=")

@@ -153,12 +153,12 @@ class LayerwiseSpace(SearchSpace):
     def from_str(self, text: str) -> Arch:
         names = text.strip().split("-")
         if len(names) != len(self._layer_choices):
-            raise UsageError(f"arch '{text}' names {len(names)} blocks; space '{self.name}' has "
+            raise UsageError(f"arch {text!r} names {len(names)} blocks; space '{self.name}' has "
                              f"{len(self._layer_choices)} layers (block names joined by '-')")
         arch = []
         for i, (name, valid) in enumerate(zip(names, self._layer_choices)):
             if name not in valid:
-                raise UsageError(f"unknown block '{name}' at layer {i} of '{self.name}'; valid: {', '.join(valid)}")
+                raise UsageError(f"unknown block {name!r} at layer {i} of '{self.name}'; valid: {', '.join(valid)}")
             arch.append(valid.index(name))
         return tuple(arch)
 

@@ -123,7 +123,7 @@ class NB201Space(SearchSpace):
     def from_str(self, text: str) -> Arch:
         s = text.strip()
         parts = s.split("+")
-        bad = f"bad NB201 arch string '{text}': expected 3 nodes like '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'"
+        bad = f"bad NB201 arch string {text!r}: expected 3 nodes like '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'"
         if len(parts) != 3:
             raise UsageError(bad)
         arch = []
@@ -138,7 +138,7 @@ class NB201Space(SearchSpace):
                 if not m or int(m.group(2)) != i:
                     raise UsageError(bad)
                 if m.group(1) not in NB201_OPS:
-                    raise UsageError(f"unknown op '{m.group(1)}' in '{text}'; valid: {', '.join(NB201_OPS)}")
+                    raise UsageError(f"unknown op {m.group(1)!r} in {text!r}; valid: {', '.join(NB201_OPS)}")
                 arch.append(NB201_OPS.index(m.group(1)))
         return tuple(arch)
 

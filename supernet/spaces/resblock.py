@@ -70,7 +70,7 @@ def make_resblock(name: str, c_in: int, c_out: int, stride: int) -> nn.Module:
         return Bottleneck(c_in, c_out, stride)
     if name == "mbconv":
         return InvertedResidual(c_in, c_out, stride, 3, 6 * c_in)
-    raise UsageError(f"unknown block '{name}'; valid: {', '.join(BLOCKS)}")
+    raise UsageError(f"unknown block {name!r}; valid: {', '.join(BLOCKS)}")
 
 
 @register_space("resblock")
