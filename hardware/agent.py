@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -63,15 +64,19 @@ class RequestError(Exception):
 
 
 class AgentServer(ThreadingHTTPServer):
-    """A threading HTTP server handling at most `max_concurrent` requests at once and one measurement at
-    a time. Extra connections wait in the listen backlog (`request_queue_size`) until a slot frees."""
+    """A threading HTTP server: every connection gets a thread at once (up to `max_connections`; more are
+    answered 503 from the accept loop) and must deliver its headers and body within `read_timeout`
+    seconds, or it is cut off (slow or idle clients hold nothing for longer). Only authenticated, complete
+    /measure requests take one of `max_concurrent` work slots, and one measurement runs at a time; /health
+    needs no slot, so it is answered while measurements queue."""
 
     request_queue_size = 128
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], builder: Builder, token: str, max_concurrent: int = 4,
                  max_body_bytes: int = 65536, target: str = "cpu", threads: int | None = None,
-                 log: bool = True):
+                 log: bool = True, max_connections: int = 64, read_timeout: float = 5.0,
+                 max_request_seconds: float = 120.0):
         self.builder = builder
         self.token = token.encode("ascii")
         self.max_body_bytes = int(max_body_bytes)
@@ -79,12 +84,33 @@ class AgentServer(ThreadingHTTPServer):
         self.threads = threads
         self.log = log
         self.max_concurrent = int(max_concurrent)
+        self.max_connections = int(max_connections)
+        self.read_timeout = float(read_timeout)
+        self.max_request_seconds = float(max_request_seconds)
         self.measure_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.max_concurrent)
         self._count_lock = threading.Lock()
-        self.active = 0       # requests being handled now
-        self.peak_active = 0  # most ever handled at once (<= max_concurrent)
+        self.open_connections = 0
+        self.active = 0       # requests holding a work slot now
+        self.peak_active = 0  # most ever at once (<= max_concurrent)
         super().__init__(address, AgentHandler)
+
+    def work_slot(self):
+        """A context manager holding one of the `max_concurrent` work slots, counting them."""
+        server = self
+
+        class _Slot:
+            def __enter__(self):
+                server._slots.acquire()
+                with server._count_lock:
+                    server.active += 1
+                    server.peak_active = max(server.peak_active, server.active)
+
+            def __exit__(self, *exc):
+                with server._count_lock:
+                    server.active -= 1
+                server._slots.release()
+        return _Slot()
 
     @property
     def url(self) -> str:
@@ -93,25 +119,34 @@ class AgentServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def process_request(self, request, client_address) -> None:
-        """Wait for a free slot (leaving further connections in the backlog), then handle in a thread."""
-        self._slots.acquire()
+        """A thread for the connection, or, when `max_connections` are open, 503 at once (no thread)."""
+        with self._count_lock:
+            full = self.open_connections >= self.max_connections
+            if not full:
+                self.open_connections += 1
+        if full:
+            body = json.dumps({"error": f"the agent has {self.max_connections} connections open; retry later"})
+            try:
+                request.settimeout(1.0)
+                request.sendall((f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                                 f"Retry-After: 1\r\nContent-Length: {len(body)}\r\n\r\n{body}").encode())
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            with self._count_lock:
+                self.open_connections -= 1
             raise
 
     def process_request_thread(self, request, client_address) -> None:
-        """Handle one connection, keeping count of concurrent handlers; frees the slot afterwards."""
-        with self._count_lock:
-            self.active += 1
-            self.peak_active = max(self.peak_active, self.active)
         try:
             super().process_request_thread(request, client_address)
         finally:
             with self._count_lock:
-                self.active -= 1
-            self._slots.release()
+                self.open_connections -= 1
 
 
 class AgentHandler(BaseHTTPRequestHandler):
@@ -120,11 +155,33 @@ class AgentHandler(BaseHTTPRequestHandler):
     server: AgentServer
     server_version = "hwnas-agent/0.1"
     sys_version = ""
-    timeout = 30  # seconds a client may stall on the socket before the connection is dropped
+    timeout = 30  # socket timeout of writes; reads end at the server's read_timeout (the watchdog)
 
     def version_string(self) -> str:
         """The Server header: our name only (no Python version)."""
         return self.server_version
+
+    def setup(self) -> None:
+        super().setup()
+        self._expired = False
+        self._watchdog = threading.Timer(self.server.read_timeout, self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _expire(self) -> None:
+        """The read deadline passed: stop reading from this client (a pending read returns at once)."""
+        self._expired = True
+        try:
+            self.connection.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+
+    def _stop_watchdog(self) -> None:
+        self._watchdog.cancel()
+
+    def finish(self) -> None:
+        self._stop_watchdog()
+        super().finish()
 
     # -- routing ---------------------------------------------------------------------------------
     def do_GET(self) -> None:
@@ -195,7 +252,11 @@ class AgentHandler(BaseHTTPRequestHandler):
             raise RequestError(413, f"body of {length} bytes exceeds the limit of {self.server.max_body_bytes}")
         body = self.rfile.read(length)
         self._body_read = True
+        self._stop_watchdog()
         if len(body) != length:
+            if self._expired:
+                raise RequestError(408, f"the body did not arrive within {self.server.read_timeout:g} s "
+                                        f"({len(body)} of {length} bytes)")
             raise RequestError(400, f"body ended after {len(body)} of {length} bytes")
         try:
             data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
@@ -213,14 +274,19 @@ class AgentHandler(BaseHTTPRequestHandler):
             params = validate_measure_params(request, self.server.target)
         except ValueError as exc:
             raise RequestError(400, _one_line(exc)) from None
-        with self.server.measure_lock:  # one timing on the device at a time; building counts too
+        with self.server.work_slot(), self.server.measure_lock:  # one timing at a time; building counts too
             try:
                 model = self.server.builder(request)
             except BudgetError as exc:  # over the agent's size budget: refused before anything was built
                 raise RequestError(413, _one_line(exc)) from None
             except ValueError as exc:
                 raise RequestError(400, _one_line(exc)) from None
-            _probe(model, params["input_shape"])
+            first = _probe(model, params["input_shape"])
+            runs = params["warmup"] + params["repeats"]
+            if first * runs > self.server.max_request_seconds:
+                raise RequestError(422, f"this request would hold the device for about {first * runs:.0f} s "
+                                        f"({runs} runs at {first * 1e3:.1f} ms); the limit is "
+                                        f"{self.server.max_request_seconds:g} s: ask for fewer repeats")
             timing = measure(model, threads=self.server.threads, **params)
         return {"timing": timing.to_dict(), "device": describe_target(self.server.target, self.server.threads)}
 
@@ -268,31 +334,40 @@ class AgentHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.log:
-            log.info("%s %s", self.address_string(), format % args)
+            log.info("%s %s", self.address_string(), _printable(format % args))
 
     def _log_line(self, method: str, t0: float | None) -> None:
         if not self.server.log:
             return
         ms = f"{(time.perf_counter() - t0) * 1e3:.1f}" if t0 is not None else "-"
-        path = getattr(self, "path", "-")
-        error = getattr(self, "_error", "")
-        log.info("%s %s %s %s %s ms%s", self.address_string(), method, path, getattr(self, "_status", "-"), ms,
-                 " " + error if error else "")
+        path = _printable(getattr(self, "path", "-"))
+        error = _printable(getattr(self, "_error", ""))
+        log.info("%s %s %s %s %s ms%s", self.address_string(), _printable(method), path,
+                 getattr(self, "_status", "-"), ms, " " + error if error else "")
 
 
 @torch.no_grad()
-def _probe(model: Any, shape: tuple[int, ...]) -> None:
-    """One forward pass on zeros of `shape` (on the model's device); a model that cannot take that input is the
-    request's fault (400), found before any timing starts."""
+def _probe(model: Any, shape: tuple[int, ...]) -> float:
+    """One forward pass on zeros of `shape` (on the model's device), returning its seconds (what the time
+    budget of a request is priced with); a model that cannot take that input is the request's fault (400),
+    found before any timing starts."""
     was_training = model.training
     model.eval()
     try:
         param = next(model.parameters(), None)
+        t0 = time.perf_counter()
         model(torch.zeros(shape, device=param.device if param is not None else "cpu"))
+        return time.perf_counter() - t0
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise RequestError(400, f"the model does not take input_shape {list(shape)}: {_one_line(exc)}") from None
     finally:
         model.train(was_training)
+
+
+def _printable(text: str) -> str:
+    """`text` with control and other non-printable characters escaped (\\x1b, \\n), so what a client sends
+    cannot forge or colour log lines."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -350,27 +425,34 @@ def _check_token_text(token: str) -> str:
 
 def make_server(builder: Builder, token: str, host: str = "127.0.0.1", port: int = 0, max_concurrent: int = 4,
                 max_body_bytes: int = 65536, target: str = "cpu", threads: int | None = None,
-                log: bool = True) -> AgentServer:
+                log: bool = True, max_connections: int = 64, read_timeout: float = 5.0,
+                max_request_seconds: float = 120.0) -> AgentServer:
     """A bound, not yet serving, agent (`server.serve_forever()` to run it; port 0 picks a free port,
     `server.url` tells which). `builder(request) -> nn.Module` builds the model a request describes and
     raises ValueError for a bad description. `threads` fixes the CPU thread count of every measurement."""
     check_target(target)
-    if max_concurrent < 1 or max_body_bytes < 1:
-        raise UsageError(f"need max_concurrent >= 1 and max_body_bytes >= 1; got {max_concurrent}, {max_body_bytes}")
+    if max_concurrent < 1 or max_body_bytes < 1 or max_connections < 1:
+        raise UsageError(f"need max_concurrent, max_body_bytes and max_connections >= 1; got {max_concurrent}, "
+                         f"{max_body_bytes}, {max_connections}")
+    if not read_timeout > 0 or not max_request_seconds > 0:
+        raise UsageError(f"need read_timeout and max_request_seconds > 0; got {read_timeout}, {max_request_seconds}")
     return AgentServer((host, port), builder, _check_token_text(token), max_concurrent=max_concurrent,
-                       max_body_bytes=max_body_bytes, target=target, threads=threads, log=log)
+                       max_body_bytes=max_body_bytes, target=target, threads=threads, log=log,
+                       max_connections=max_connections, read_timeout=read_timeout,
+                       max_request_seconds=max_request_seconds)
 
 
 def serve(builder: Builder, token_file: str | os.PathLike, host: str = "127.0.0.1", port: int = 8765,
           max_concurrent: int = 4, max_body_bytes: int = 65536, target: str = "cpu",
-          threads: int | None = None, ready: Callable[[str], None] | None = None) -> None:
+          threads: int | None = None, ready: Callable[[str], None] | None = None, **limits: Any) -> None:
     """Run an agent until Ctrl-C, with the token read from `token_file`; `ready(url)` is called once it
-    listens (the CLI prints the address)."""
+    listens (the CLI prints the address). `limits`: `make_server`'s max_connections, read_timeout and
+    max_request_seconds."""
     token = read_token(token_file)
     if os.name == "posix" and os.stat(token_file).st_mode & 0o077:
         log.warning("token file '%s' is readable by others (chmod 600 it)", token_file)
     server = make_server(builder, token, host=host, port=port, max_concurrent=max_concurrent,
-                         max_body_bytes=max_body_bytes, target=target, threads=threads)
+                         max_body_bytes=max_body_bytes, target=target, threads=threads, **limits)
     log.info("agent (%s) listening on %s", target, server.url)
     if ready is not None:
         ready(server.url)

@@ -5,14 +5,17 @@ One layer shared by the CLI (`hwnas train`, `hwnas measure`), the Python API (`t
 measurement agent: an absurd `--channels 1000000` or `stages=[[1, 1000000000, 1]]` is one line naming the
 value and the limit, not an allocator traceback or a build that never ends.
 
-The estimate builds the network on PyTorch's `meta` device (shapes only, no memory, no arithmetic) and runs
-one forward pass of its largest path there: parameters are counted exactly, training memory as weights,
-gradients and one optimizer buffer (3 x 4 bytes per parameter) plus every module's output kept for the
-backward pass (4 bytes per element). That ignores allocator overhead and temporaries, so it is a lower
+The estimate builds the network on PyTorch's `meta` device (shapes only, no memory, no arithmetic):
+parameters are counted exactly, training memory as weights, gradients and one optimizer buffer (3 x 4 bytes
+per parameter) plus every module's output kept for the backward pass (4 bytes per element). The outputs are
+first bounded quickly (every module as wide as the widest, at the input's spatial size); only when that bound
+is over the limit does one forward pass of the largest path on the meta device count them exactly (meta
+kernels are slow: 0.1-1 s). That ignores allocator overhead and temporaries, so the exact count is a lower
 bound; the default budget leaves room for that.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -74,11 +77,13 @@ def _largest(space) -> tuple[int, ...]:
 
 def estimate_size(space, channels: int, cells: int, num_classes: int = 10, batch_size: int = 1,
                   input_shape: Sequence[int] = (3, 32, 32), arch: Sequence[int] | None = None,
-                  supernet: bool = True, training: bool = True) -> dict[str, float]:
+                  supernet: bool = True, training: bool = True, exact: bool = True) -> dict[str, float]:
     """Parameters and memory of `space`'s supernet (or, with `supernet=False`, of the subnet `arch`, default
-    the largest) at these sizes, computed on the meta device: {"params", "activation_gb", "memory_gb"};
-    `training`: weights, gradients and a momentum buffer, else the weights alone, plus every output. The sizes
-    are checked against `BOUNDS` first."""
+    the largest) at these sizes, from a build on the meta device: {"params", "activation_gb", "memory_gb",
+    "exact"}. Memory: with `training`, weights, gradients and a momentum buffer, else the weights alone; plus
+    the activations: with `exact`, every module's output of one meta forward pass (about 0.1-1 s: meta
+    kernels are slow), else the quick upper bound "every module outputs the largest feature map" (the
+    input's spatial size at the widest layer). The sizes are checked against `BOUNDS` first."""
     check_bound("channels", channels, "--channels")
     check_bound("cells", cells, "--cells")
     check_bound("num_classes", num_classes)
@@ -90,27 +95,40 @@ def estimate_size(space, channels: int, cells: int, num_classes: int = 10, batch
         net = (space.build_supernet(channels=channels, cells=cells, num_classes=num_classes) if supernet else
                space.build_subnet(arch, channels=channels, cells=cells, num_classes=num_classes))
     params = sum(p.numel() for p in net.parameters())
+    leaves = [m for m in net.modules() if not list(m.children())]
+    if exact:
+        elements = _output_elements(net, leaves, (batch_size, *map(int, input_shape)), arch if supernet else None)
+    else:
+        widest = max([int(input_shape[0])] + [getattr(m, attr) for m in leaves
+                                              for attr in ("out_channels", "num_features", "out_features")
+                                              if isinstance(getattr(m, attr, None), int)])
+        elements = len(leaves) * batch_size * widest * math.prod(int(v) for v in input_shape[1:])
+    activation_gb = elements * 4 / 1e9
+    per_param = 12 if training else 4
+    return {"params": float(params), "activation_gb": activation_gb,
+            "memory_gb": activation_gb + params * per_param / 1e9, "exact": bool(exact)}
+
+
+def _output_elements(net, leaves, shape: tuple[int, ...], arch) -> int:
+    """Elements of every leaf module's output in one forward pass of `net` (on the meta device)."""
     kept = [0]
 
     def count(_module, _inputs, output):
         if isinstance(output, torch.Tensor):
             kept[0] += output.numel()
 
-    hooks = [m.register_forward_hook(count) for m in net.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
     try:
-        x = torch.empty((batch_size, *map(int, input_shape)), device="meta")
+        x = torch.empty(shape, device="meta")
         with torch.no_grad():
-            net(x, arch) if supernet else net(x)
+            net(x, arch) if arch is not None else net(x)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         detail = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise UsageError(f"the model does not take input_shape {list(x.shape)}: {detail}") from None
+        raise UsageError(f"the model does not take input_shape {list(shape)}: {detail}") from None
     finally:
         for h in hooks:
             h.remove()
-    activation_gb = kept[0] * 4 / 1e9
-    per_param = 12 if training else 4
-    return {"params": float(params), "activation_gb": activation_gb,
-            "memory_gb": activation_gb + params * per_param / 1e9}
+    return kept[0]
 
 
 def check_size(space, channels: int, cells: int, num_classes: int = 10, batch_size: int = 1,
@@ -119,12 +137,15 @@ def check_size(space, channels: int, cells: int, num_classes: int = 10, batch_si
     """`estimate_size`, refused with one line (BudgetError) naming the estimate and the limit when it is over
     `budget` (default `SizeBudget()`). Returns the estimate."""
     budget = (budget or SizeBudget()).validate()
-    est = estimate_size(space, channels, cells, num_classes, batch_size, input_shape, arch, supernet, training)
+    est = estimate_size(space, channels, cells, num_classes, batch_size, input_shape, arch, supernet, training,
+                        exact=False)
     what = f"{'supernet' if supernet else 'subnet'} of '{space.name}' at C={channels}, N={cells}"
     if budget.max_params is not None and est["params"] > budget.max_params:
         raise BudgetError(f"the {what} has {est['params'] / 1e6:.1f}M parameters; the limit is "
                           f"{budget.max_params / 1e6:g}M (--max-params)")
     limit, source = budget.memory_limit_gb()
+    if limit is not None and est["memory_gb"] > limit:  # the quick bound is over: the exact count decides
+        est = estimate_size(space, channels, cells, num_classes, batch_size, input_shape, arch, supernet, training)
     if limit is not None and est["memory_gb"] > limit:
         raise BudgetError(f"the {what} needs about {est['memory_gb']:.1f} GB to {'train' if training else 'run'} "
                           f"at batch {batch_size} (input {list(input_shape)}); the limit is {limit:.3g} GB ({source})")

@@ -207,6 +207,7 @@ def test_builder_crash_is_500_without_traceback():
 
 # -- concurrency -----------------------------------------------------------------------------------
 def test_burst_is_bounded_and_nothing_dropped():
+    """200 requests from 8 concurrent clients on loopback: every one answered, none dropped."""
     lock, state = threading.Lock(), {"now": 0, "peak": 0}
 
     def counting_builder(request):
@@ -225,10 +226,10 @@ def test_burst_is_bounded_and_nothing_dropped():
     dev = RemoteDevice(server.url, TOKEN, retries=0, timeout=60)  # no retries: a dropped one would fail
     try:
         with ThreadPoolExecutor(8) as pool:
-            results = list(pool.map(lambda i: dev.measure(_request(repeats=2)), range(50)))
+            results = list(pool.map(lambda i: dev.measure(_request(repeats=2)), range(200)))
     finally:
         _stop(server, thread)
-    assert len(results) == 50 and all(r["timing"]["runs"] == 2 for r in results)
+    assert len(results) == 200 and all(r["timing"]["runs"] == 2 for r in results)
     assert 1 <= server.peak_active <= 2   # handlers at once: bounded by max_concurrent
     assert state["peak"] == 1             # measurements (build + time) never overlap
 
@@ -433,3 +434,106 @@ def test_deeply_nested_json_is_400(agent):
         assert status == 400 and "nested too deeply" in data["error"], data
     finally:
         _stop(server, thread)
+
+
+# -- hostile clients -------------------------------------------------------------------------------
+@pytest.fixture
+def guarded():
+    """An agent with short limits: 1 s to deliver a request, 10 connections at most."""
+    server = make_server(build_described, TOKEN, max_concurrent=2, log=False, read_timeout=1.0,
+                         max_connections=10)
+    thread = _start(server)
+    yield server
+    _stop(server, thread)
+
+
+def _raw(server, data: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(server.server_address[:2], timeout=30)
+    if data:
+        sock.sendall(data)
+    return sock
+
+
+def _timed(call) -> tuple[float, object]:
+    t0 = time.perf_counter()
+    out = call()
+    return time.perf_counter() - t0, out
+
+
+def test_slow_header_and_idle_clients_do_not_delay_others(guarded):
+    """Four clients trickling header lines and four idle sockets: /health and /measure still answer at once
+    (the trickling ones are cut off at the read deadline, not after their last header)."""
+    stop = threading.Event()
+    alone, (status, _, _) = _timed(lambda: _post(guarded, _request()))  # also warms the size check up
+    assert status == 200
+
+    def trickle(sock):
+        try:
+            sock.sendall(b"GET /health HTTP/1.1\r\n")
+            while not stop.wait(0.3):
+                sock.sendall(b"X-Slow: 1\r\n")
+        except OSError:
+            pass  # cut off by the agent
+    slow = [_raw(guarded) for _ in range(4)]
+    idle = [_raw(guarded) for _ in range(4)]
+    threads = [threading.Thread(target=trickle, args=(s,), daemon=True) for s in slow]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        took, (status, _, _) = _timed(lambda: _http(guarded, "GET", "/health"))
+        assert status == 200 and took < 2, took
+        took, (status, _, _) = _timed(lambda: _post(guarded, _request()))
+        assert status == 200 and took < alone + 2, (took, alone)
+        time.sleep(1.5)  # past the read deadline: the slow and idle clients have been cut off
+        assert guarded.open_connections == 0
+    finally:
+        stop.set()
+        for sock in slow + idle:
+            sock.close()
+
+
+def test_a_short_body_is_answered_408_at_the_read_deadline(guarded):
+    sock = _raw(guarded, (f"POST /measure HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+                          "Content-Length: 100\r\n\r\n{\"sp").encode())
+    took, answer = _timed(lambda: sock.recv(4096))
+    sock.close()
+    assert answer.startswith(b"HTTP/1.0 408") and took < 3, (took, answer[:80])
+
+
+def test_connections_over_the_cap_get_503(guarded):
+    held = [_raw(guarded) for _ in range(10)]
+    time.sleep(0.2)
+    try:
+        status, headers, data = _http(guarded, "GET", "/health")
+        assert status == 503 and "connections open" in data["error"]
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(1.5)
+    assert _http(guarded, "GET", "/health")[0] == 200
+
+
+def test_a_request_that_would_hold_the_device_too_long_is_422():
+    server = make_server(build_described, TOKEN, log=False, max_request_seconds=0.001)
+    thread = _start(server)
+    try:
+        status, _, data = _post(server, _request(repeats=10000))
+    finally:
+        _stop(server, thread)
+    assert status == 422 and "ask for fewer repeats" in data["error"], data
+
+
+def test_control_characters_in_a_request_are_escaped_in_the_log(caplog):
+    server = make_server(build_described, TOKEN, log=True)
+    thread = _start(server)
+    try:
+        with caplog.at_level("INFO", logger="hwnas.hardware.agent"):
+            sock = _raw(server, b"GET /\x1b[31mred\x07 HTTP/1.0\r\n\r\n")
+            sock.recv(4096)
+            sock.close()
+            time.sleep(0.2)
+    finally:
+        _stop(server, thread)
+    text = caplog.text
+    assert "\\x1b[31mred\\x07" in text and "\x1b" not in text and "\x07" not in text, text

@@ -186,6 +186,12 @@ def _configure_agent_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-concurrent", type=int, default=4, help="requests handled at once (others wait)")
     p.add_argument("--max-body-bytes", type=int, default=65536, help="larger requests are refused (413)")
     add_budget_options(p, 20e6, 2.0, "a requested subnet (413)")  # supernet.spaces.describe.AGENT_BUDGET
+    p.add_argument("--max-connections", type=int, default=64, help="connections open at once; more get 503")
+    p.add_argument("--read-timeout", type=float, default=5.0,
+                   help="seconds a client has to send its headers and body; slower ones are cut off (408)")
+    p.add_argument("--max-request-seconds", type=float, default=120.0,
+                   help="refuse (422) a request whose warm-up + repeats would hold the device longer, priced "
+                        "by one probe run")
     p.add_argument("--threads", type=int, default=1, help="CPU threads for every measurement")
 
 
@@ -201,6 +207,8 @@ def cmd_agent_serve(args: argparse.Namespace) -> int:
     budget = budget_from_args(args)
     serve(functools.partial(build_described, budget=budget), args.token_file, host=args.host, port=args.port, max_concurrent=args.max_concurrent,
           max_body_bytes=args.max_body_bytes, target=args.target, threads=args.threads,
+          max_connections=args.max_connections, read_timeout=args.read_timeout,
+          max_request_seconds=args.max_request_seconds,
           ready=lambda url: print(f"hwnas agent ({args.target}) listening on {url}", flush=True))
     return 0
 
