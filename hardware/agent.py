@@ -38,7 +38,7 @@ import torch
 
 from hwnas.core.errors import BudgetError, UsageError
 
-from .measure import check_target, describe_target, measure
+from .measure import check_target, check_threads, describe_target, measure
 from .tokens import read_token
 
 log = logging.getLogger(__name__)
@@ -434,6 +434,9 @@ def make_server(builder: Builder, token: str, host: str = "127.0.0.1", port: int
     if max_concurrent < 1 or max_body_bytes < 1 or max_connections < 1:
         raise UsageError(f"need max_concurrent, max_body_bytes and max_connections >= 1; got {max_concurrent}, "
                          f"{max_body_bytes}, {max_connections}")
+    check_threads(threads)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise UsageError(f"--port must be an integer in 0..65535 (0: any free port), got {port!r}")
     if not read_timeout > 0 or not max_request_seconds > 0:
         raise UsageError(f"need read_timeout and max_request_seconds > 0; got {read_timeout}, {max_request_seconds}")
     return AgentServer((host, port), builder, _check_token_text(token), max_concurrent=max_concurrent,

@@ -111,6 +111,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+MAX_THREADS = 1024
+
+
+def check_threads(threads: int | None, what: str = "--threads") -> int | None:
+    """`threads` (None: PyTorch's default) if it is an integer in 1..MAX_THREADS; UsageError otherwise."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)
+                                or not 1 <= threads <= MAX_THREADS):
+        raise UsageError(f"{what} must be an integer in 1..{MAX_THREADS}, got {threads!r}")
+    return threads
+
+
 def describe_target(target: str = "cpu", threads: int | None = None) -> dict:
     """What a measurement ran on: host, CPU, library versions, threads, GPU. Part of every cache key
     and LUT file, so numbers from different machines or settings are never mixed."""
@@ -227,6 +238,7 @@ def measure(model: nn.Module, target: str = "cpu", input_shape: Sequence[int] = 
     shape = tuple(int(s) for s in input_shape)
     was_training, device = model.training, module_device(model)
     model.eval()
+    check_threads(threads, "threads")
     old_threads = torch.get_num_threads()
     if threads is not None and target == "cpu":
         torch.set_num_threads(threads)

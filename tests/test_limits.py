@@ -75,3 +75,18 @@ def test_deeply_nested_json_files_are_one_line(name, tmp_path, capsys):
 def test_meta_estimates_leave_torch_defaults_alone():
     estimate_size(get_space("nb201"), 4, 1)
     assert torch.empty(1).device.type == "cpu"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["measure", "--arch", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "--threads", "100000"],
+     "--threads must be an integer in 1..1024, got 100000"),
+    (["agent", "serve", "--token-file", "{token}", "--port", "70000"], "--port must be an integer in 0..65535"),
+    (["agent", "serve", "--token-file", "{token}", "--threads", "0"], "--threads must be an integer in 1..1024"),
+])
+def test_thread_counts_and_ports_are_range_checked(argv, needle, tmp_path, capsys):
+    token = tmp_path / "token"
+    token.write_text("a" * 64)
+    token.chmod(0o600)
+    assert cli_main([a.replace("{token}", str(token)) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert needle in err[-1] and err[-1].startswith("hwnas: error:"), err

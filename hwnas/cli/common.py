@@ -148,6 +148,7 @@ def timing_from_args(args: argparse.Namespace, keys: list[str]):
     if settings.batch_size < 1 or settings.repeats < 1 or settings.warmup < 0:
         raise UsageError(f"need --batch-size >= 1, --repeats >= 1 and --warmup >= 0; got {settings.batch_size}, "
                          f"{settings.repeats}, {settings.warmup}")
-    if settings.threads is not None and settings.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {settings.threads}")
+    from hwnas.hardware.measure import check_threads
+
+    check_threads(settings.threads)
     return settings
