@@ -41,12 +41,12 @@ from hwnas.core.config import config_from_dict, option
 from hwnas.core.datasets import DATASETS, dataset_info
 from hwnas.core.errors import CorruptFileError, UsageError
 from hwnas.core.files import atomic_write_json
-from hwnas.core.logs import log_to_file
 
 from .checkpoint import load_checkpoint, save_checkpoint, rng_states, set_rng_states
 from .data import TensorBatches, load_dataset, make_splits
 from .spaces import SearchSpace, SpaceConfig, get_space, space_from_config
-from .trainer import _Log, check_torch_device, open_run, train_epoch
+from .limits import check_size
+from .trainer import _Log, check_torch_device, open_run, run_in_folder, train_epoch
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +176,12 @@ def retrain(cfg: RetrainConfig, resume: bool = False) -> dict[str, Any]:
     written to result.json: final `test_acc` (%), `params_m` (millions), `flops_m` (millions, one image),
     `latency_ms_cpu` (median ms, batch 1, one thread), `wall_seconds` (training + per-epoch testing)."""
     cfg.validate()
+    space, info = get_space(cfg.space, **cfg.space_options), dataset_info(cfg.dataset)
+    check_size(space, cfg.channels, cfg.cells, info.num_classes, cfg.batch_size, info.input_shape()[1:],
+               supernet=False, arch=space.parse(cfg.arch))
     out = Path(cfg.out)
     ckpt = open_run(out, CHECKPOINT, resume, "a retraining run")
-    with log_to_file(out / LOG):
-        return _retrain(cfg, ckpt, out)
+    return run_in_folder(out, out / CHECKPOINT, lambda: _retrain(cfg, ckpt, out), LOG)
 
 
 def _retrain(cfg: RetrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -385,10 +385,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                     f"a {cfg.schedule} schedule")
             raise UsageError(f"{what} keeps its --epochs on resume: '{ckpt_path}' has {old['epochs']}, "
                              f"this run asks {cfg.epochs}")
-    created = _first_missing(out)  # a run that fails before its first checkpoint leaves nothing behind
+    return run_in_folder(out, ckpt_path, lambda: _train(cfg, ckpt, out))
+
+
+def run_in_folder(out: Path, ckpt_path: Path, body: Callable[[], Any], log_name: str = LOG) -> Any:
+    """`body()` with the run's log going to `out/<log_name>`; a run that fails (or is interrupted) before
+    writing its first checkpoint removes the folders it created, so it leaves nothing behind."""
+    created = _first_missing(out)
     try:
-        with log_to_file(out / LOG):
-            return _train(cfg, ckpt, out)
+        with log_to_file(out / log_name):
+            return body()
     except BaseException:
         if created is not None and not ckpt_path.exists():
             shutil.rmtree(created, ignore_errors=True)

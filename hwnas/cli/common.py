@@ -99,8 +99,10 @@ def tailored_space_options(args: argparse.Namespace, space: str, channels: int) 
     return options
 
 
-def net_from_args(args: argparse.Namespace, keys: list[str]):
-    """(space, net options for `build_subnet`, data set) from the `add_net_options` flags, counts checked."""
+def net_from_args(args: argparse.Namespace, keys: list[str], size_check: bool = False):
+    """(space, net options for `build_subnet`, data set) from the `add_net_options` flags, counts checked;
+    `size_check`: the supernet at these sizes checked against the default size budget too (commands that
+    build every block: `lut build`, `space tailor`)."""
     from hwnas.supernet.spaces import get_space
 
     cfg = config_from_args(NetConfig, args, keys)
@@ -109,6 +111,10 @@ def net_from_args(args: argparse.Namespace, keys: list[str]):
             raise UsageError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
     info = dataset_info(cfg.dataset)
     space = get_space(cfg.space, **tailored_space_options(args, cfg.space, cfg.channels))
+    if size_check:
+        from hwnas.supernet.limits import check_size
+
+        check_size(space, cfg.channels, cfg.cells, info.num_classes, 1, info.input_shape()[1:], training=False)
     return space, {"channels": cfg.channels, "cells": cfg.cells, "num_classes": info.num_classes}, cfg.dataset
 
 

@@ -115,7 +115,7 @@ def _lut_setup(args: argparse.Namespace):
     from hwnas.core.datasets import dataset_info
     from hwnas.hardware.measure import check_target
 
-    space, net, dataset = net_from_args(args, args._net)
+    space, net, dataset = net_from_args(args, args._net, size_check=True)
     settings = timing_from_args(args, args._timing)
     check_target(args.target)
     return space, net, dataset_info(dataset).input_shape(settings.batch_size), settings

@@ -45,7 +45,7 @@ def cmd_tailor(args: argparse.Namespace) -> int:
     from hwnas.evolve.tailor import plot_tailoring, tailor_space
     from hwnas.hardware.measure import check_target, describe_target, measure
 
-    space, net, dataset = net_from_args(args, args._net)
+    space, net, dataset = net_from_args(args, args._net, size_check=True)
     s = timing_from_args(args, args._timing)
     check_target(args.target)
     if args.groups < 1:
