@@ -7,6 +7,7 @@ come from $HWNAS_SHARED or ../shared/data beside the repository (skipped when ab
 import json
 import math
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -178,6 +179,27 @@ def test_hwnasbench_bad_names_are_one_line_errors(tmp_path):
     assert "\n" not in str(e.value)
     with pytest.raises(KeyError, match="not in HW-NAS-Bench"):
         bench.lookup(["|none~0|"], "fpga_latency")
+
+
+class _Touch:
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.target),))
+
+
+def test_a_crafted_hwnasbench_pickle_is_refused_without_running(tmp_path):
+    """The table is a pickle; reading it builds plain data and numpy arrays only."""
+    marker = tmp_path / "pwned"
+    good = {"nasbench201": {"cifar10": {"config": [{"arch_str": ARCH0}], "fpga_latency": np.array([2.5])}}}
+    path = tmp_path / "HW-NAS-Bench-v1_0.pickle"
+    path.write_bytes(pickle.dumps(good))
+    assert HWNASBench.from_pickle(path).lookup([ARCH0], "fpga_latency")[0] == 2.5  # numpy arrays load
+    path.write_bytes(pickle.dumps({**good, "x": _Touch(marker)}))
+    with pytest.raises(ValueError, match=r"names 'pathlib\.Path.touch'|names '[\w.]+'; refused without running"):
+        HWNASBench.from_pickle(path)
+    assert not marker.exists()
 
 
 def test_hwnasbench_missing_file_names_url(tmp_path):

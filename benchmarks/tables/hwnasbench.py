@@ -7,8 +7,9 @@ layout is ``d["nasbench201"][dataset][metric]`` = 15625 numbers indexed by the N
 ``eyeriss_arithmetic_intensity`` (a dimensionless ratio). Missing values become NaN: NaN in the file,
 and any negative value (the official file marks missing edgetpu latencies with -1).
 
-Security: the file is a Python pickle, and unpickling can run arbitrary code. Load only files you
-trust (the official release, or one made by ``python ../shared/tools/prepare_data.py DIR``).
+Security: the file is a Python pickle, and unpickling can run arbitrary code. It is read with a restricted
+unpickler (`_TableUnpickler`) that builds only plain data (dicts, lists, numbers, strings) and numpy arrays,
+and refuses in one line a pickle that names anything else (`os.system`, any class), before it runs.
 
 Must not import ``evolve``.
 """
@@ -46,6 +47,21 @@ HWNASBENCH_URL = ("https://raw.githubusercontent.com/GATECH-EIC/HW-NAS-Bench/"
 HWNASBENCH_BLOB = "b0634cb7f6e7be07192c77833df9eafa4baf705e"
 _SEARCH_SPACE = "nasbench201"
 _METRIC_ORDER = tuple(f"{d}_{m}" for d in HW_DEVICES for m in HW_METRICS[d]) + EXTRA_METRICS
+
+
+class _TableUnpickler(pickle.Unpickler):
+    """Unpickles plain data and numpy arrays only: any other global a pickle names (a function to call, a
+    class to build) is refused before anything runs."""
+
+    _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+                ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("collections", "OrderedDict")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"names '{module}.{name}'; refused without running it (an HW-NAS-Bench "
+                                         "table holds only numbers, strings, lists, dicts and numpy arrays)")
+        return super().find_class(module, name)
 
 
 def _default_pickle() -> Path:
@@ -117,10 +133,15 @@ class HWNASBench:
 
     @classmethod
     def from_pickle(cls, path: str | os.PathLike) -> "HWNASBench":
-        """Read an HW-NAS-Bench pickle. Unpickling runs code: pass only trusted files."""
+        """Read an HW-NAS-Bench pickle without running code from it (`_TableUnpickler`)."""
         path = Path(path).expanduser()
-        with open(path, "rb") as f:
-            data = pickle.load(f)  # noqa: S301 - the benchmark's official format; trusted files only
+        try:
+            with open(path, "rb") as f:
+                data = _TableUnpickler(f).load()
+        except pickle.UnpicklingError as exc:
+            raise CorruptFileError(f"HW-NAS-Bench pickle '{path}': {exc}") from None
+        except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RecursionError) as exc:
+            raise CorruptFileError(f"HW-NAS-Bench pickle '{path}' is corrupt ({type(exc).__name__})") from None
         return cls.from_dict(data, source=str(path))
 
     @classmethod
