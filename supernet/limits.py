@@ -69,9 +69,14 @@ class SizeBudget:
         return self
 
 
-def _largest(space) -> tuple[int, ...]:
+def largest_path(space) -> tuple[int, ...]:
+    """The arch with the most parameters: a layer-wise space's `largest_arch`; in a cell space, every edge a
+    3x3 convolution (spaces without `largest_arch` are cell spaces, whose samplers must not see one)."""
     if hasattr(space, "largest_arch"):
         return tuple(space.largest_arch())
+    ops = list(getattr(space, "ops", ()))
+    if "nor_conv_3x3" in ops:
+        return (ops.index("nor_conv_3x3"),) * len(space.num_choices)
     return tuple(n - 1 for n in space.num_choices)
 
 
@@ -90,7 +95,7 @@ def estimate_size(space, channels: int, cells: int, num_classes: int = 10, batch
     check_bound("batch_size", batch_size, "batch size")
     for size in input_shape[1:]:
         check_bound("input_size", int(size), "input size")
-    arch = tuple(arch) if arch is not None else _largest(space)
+    arch = tuple(arch) if arch is not None else largest_path(space)
     with torch.device("meta"):
         net = (space.build_supernet(channels=channels, cells=cells, num_classes=num_classes) if supernet else
                space.build_subnet(arch, channels=channels, cells=cells, num_classes=num_classes))

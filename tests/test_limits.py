@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hwnas.cli import main as cli_main
-from hwnas.supernet.limits import SizeBudget, check_size, estimate_size
+from hwnas.supernet.limits import SizeBudget, check_size, estimate_size, largest_path
 from hwnas.supernet.spaces import get_space
 
 
@@ -16,7 +16,7 @@ def test_the_estimate_counts_the_parameters_of_what_would_be_built(name):
     est = estimate_size(space, channels=4, cells=1, num_classes=10, batch_size=2)
     built = space.build_supernet(channels=4, cells=1, num_classes=10)
     assert est["params"] == sum(p.numel() for p in built.parameters())
-    arch = space.largest_arch()
+    arch = largest_path(space)
     sub = estimate_size(space, 4, 1, 10, 2, supernet=False, arch=arch, training=False)
     assert sub["params"] == sum(p.numel() for p in space.build_subnet(arch, channels=4, cells=1).parameters())
     # activations: every module's output at batch 2 is twice that at batch 1; the quick bound is above them

@@ -172,10 +172,6 @@ class NB201Space(SearchSpace):
         """Every arch, in official index order."""
         return [_from_code(int(c)) for c in _index_tables()[0]]
 
-    def largest_arch(self) -> Arch:
-        """Every edge a 3x3 convolution: the cell with the most parameters and FLOPs."""
-        return (NB201_OPS.index("nor_conv_3x3"),) * NUM_EDGES
-
     def build_supernet(self, channels: int = 16, cells: int = 5, num_classes: int = 10,
                        **cfg: Any) -> NB201Network:
         return NB201Network(channels=channels, cells=cells, num_classes=num_classes, **cfg)
