@@ -22,7 +22,7 @@ import pandas as pd
 
 from hwnas.core.files import atomic_write_set, read_json
 
-from hwnas.core.errors import CorruptFileError, UsageError
+from hwnas.core.errors import CorruptFileError, UsageError, brief
 
 from .pareto import non_dominated_mask
 
@@ -306,7 +306,7 @@ class Front:
                 raise CorruptFileError(f"{path} is not a valid hwnas front JSON: {e}") from None
             except (ValueError, KeyError, TypeError, AttributeError, IndexError) as e:
                 raise CorruptFileError(f"{path} is not a valid hwnas front JSON ({type(e).__name__}: "
-                                       f"{' '.join(str(e).split())[:200]})") from None
+                                       f"{brief(e)})") from None
         if ext == "parquet":
             try:
                 import pyarrow.parquet as pq
@@ -321,7 +321,7 @@ class Front:
                     raise TypeError("its hwnas metadata is not an object")
             except (ValueError, TypeError, OSError, RecursionError) as e:
                 raise CorruptFileError(f"{path} is not a valid hwnas front Parquet file ({type(e).__name__}: "
-                                       f"{' '.join(str(e).split())[:200]})") from None
+                                       f"{brief(e)})") from None
             objectives = extra.get("objectives") or _infer_objectives(table.columns)
             return cls(table=table, objectives=objectives, meta=extra.get("meta", {}))
         # csv
@@ -331,7 +331,7 @@ class Front:
             header = pd.read_csv(path, nrows=0, encoding="utf-8").columns
         except (ValueError, pd.errors.EmptyDataError) as e:  # not UTF-8, not CSV, empty
             raise CorruptFileError(f"{path} is not a front CSV ({type(e).__name__}: "
-                                   f"{' '.join(str(e).split())[:200]})") from None
+                                   f"{brief(e)})") from None
         if sibling.exists():
             try:
                 doc = read_json(sibling, "front file")
@@ -348,7 +348,7 @@ class Front:
             table = pd.read_csv(path, dtype={c: t for c, t in dtypes.items() if c in header}, **exact)
         except (ValueError, TypeError) as e:
             raise CorruptFileError(f"{path} is not a front CSV ({type(e).__name__}: "
-                                   f"{' '.join(str(e).split())[:200]})") from None
+                                   f"{brief(e)})") from None
         return cls(table=table, objectives=objectives, meta=meta)
 
 

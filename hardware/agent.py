@@ -21,6 +21,7 @@ untrusted network.
 """
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -36,7 +37,7 @@ from typing import Any
 
 import torch
 
-from hwnas.core.errors import BudgetError, UsageError
+from hwnas.core.errors import BudgetError, UsageError, brief
 
 from .measure import check_target, check_threads, describe_target, measure
 from .tokens import read_token
@@ -95,22 +96,18 @@ class AgentServer(ThreadingHTTPServer):
         self.peak_active = 0  # most ever at once (<= max_concurrent)
         super().__init__(address, AgentHandler)
 
+    @contextlib.contextmanager
     def work_slot(self):
-        """A context manager holding one of the `max_concurrent` work slots, counting them."""
-        server = self
-
-        class _Slot:
-            def __enter__(self):
-                server._slots.acquire()
-                with server._count_lock:
-                    server.active += 1
-                    server.peak_active = max(server.peak_active, server.active)
-
-            def __exit__(self, *exc):
-                with server._count_lock:
-                    server.active -= 1
-                server._slots.release()
-        return _Slot()
+        """Hold one of the `max_concurrent` work slots for the `with` block, counting them."""
+        with self._slots:
+            with self._count_lock:
+                self.active += 1
+                self.peak_active = max(self.peak_active, self.active)
+            try:
+                yield
+            finally:
+                with self._count_lock:
+                    self.active -= 1
 
     @property
     def url(self) -> str:
@@ -371,8 +368,7 @@ def _printable(text: str) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] or type(exc).__name__
+    return brief(exc, 500)
 
 
 def _reject_constant(name: str) -> None:

@@ -24,7 +24,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import torch.nn as nn
 
-from hwnas.core.errors import CorruptFileError, UsageError
+from hwnas.core.errors import CorruptFileError, UsageError, brief
 from hwnas.core.files import atomic_write_text, read_json
 from hwnas.core.stats import rank_correlation
 
@@ -92,7 +92,7 @@ class LatencyTable:
             return table._checked()
         except (KeyError, ValueError, IndexError, TypeError, AttributeError, RecursionError) as exc:
             raise CorruptFileError(f"'{path}' is not a latency lookup table ({type(exc).__name__}: "
-                                   f"{' '.join(str(exc).split())[:200]})") from None
+                                   f"{brief(exc)})") from None
 
     def _checked(self) -> "LatencyTable":
         """This table if every part has the type `save` writes (finite, non-negative times); ValueError."""

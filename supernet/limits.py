@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import torch
 
-from hwnas.core.errors import BudgetError, UsageError
+from hwnas.core.errors import BudgetError, UsageError, brief
 
 #: Hard bounds (inclusive) on sizes, whatever the budget: far above any network this tool is for, low enough
 #: that checking them and building the estimate stays instant.
@@ -128,8 +128,7 @@ def _output_elements(net, leaves, shape: tuple[int, ...], arch) -> int:
         with torch.no_grad():
             net(x, arch) if arch is not None else net(x)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-        detail = " ".join(str(exc).split())[:300] or type(exc).__name__
-        raise UsageError(f"the model does not take input_shape {list(shape)}: {detail}") from None
+        raise UsageError(f"the model does not take input_shape {list(shape)}: {brief(exc, 300)}") from None
     finally:
         for h in hooks:
             h.remove()

@@ -390,25 +390,30 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
 
 def run_in_folder(out: Path, ckpt_path: Path, body: Callable[[], Any], log_name: str = LOG) -> Any:
     """`body()` with the run's log going to `out/<log_name>`; a run that fails (or is interrupted) before
-    writing its first checkpoint removes the folders it created, so it leaves nothing behind."""
-    created = _first_missing(out)
+    writing its first checkpoint removes the folders it created, so it leaves nothing behind: `out` itself,
+    and the parents it needed only while they are empty (another run may have started in one meanwhile)."""
+    created = _missing_folders(out)
     try:
         with log_to_file(out / log_name):
             return body()
     except BaseException:
-        if created is not None and not ckpt_path.exists():
-            shutil.rmtree(created, ignore_errors=True)
+        if created and not ckpt_path.exists():
+            shutil.rmtree(created[0], ignore_errors=True)
+            for parent in created[1:]:
+                try:
+                    parent.rmdir()  # only when empty
+                except OSError:
+                    break
         raise
 
 
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of `path` that does not exist yet (what creating `path` would create), or None."""
-    if path.exists():
-        return None
-    path = path.absolute()
-    while not path.parent.exists():
+def _missing_folders(path: Path) -> list[Path]:
+    """The folders that creating `path` would create, innermost (`path` itself) first; [] if it exists."""
+    missing, path = [], path.absolute()
+    while not path.exists():
+        missing.append(path)
         path = path.parent
-    return path
+    return missing
 
 
 def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str, Any]:

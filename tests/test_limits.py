@@ -90,3 +90,29 @@ def test_thread_counts_and_ports_are_range_checked(argv, needle, tmp_path, capsy
     assert cli_main([a.replace("{token}", str(token)) for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert needle in err[-1] and err[-1].startswith("hwnas: error:"), err
+
+
+def test_a_failed_run_removes_only_what_it_created(tmp_path):
+    """`runs/` did not exist; while this run failed, another run started in `runs/other`: that one stays."""
+    from hwnas.supernet.trainer import run_in_folder
+
+    out = tmp_path / "runs" / "x"
+
+    def body():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "half.csv").write_text("partial")
+        (tmp_path / "runs" / "other").mkdir()
+        (tmp_path / "runs" / "other" / "supernet.pt").write_text("someone else's")
+        raise RuntimeError("failed in epoch 1")
+
+    with pytest.raises(RuntimeError):
+        run_in_folder(out, out / "supernet.pt", body)
+    assert not out.exists() and (tmp_path / "runs" / "other" / "supernet.pt").exists()
+
+
+def test_agent_serve_flags_default_to_the_agent_budget():
+    from hwnas.cli import build_parser
+    from hwnas.supernet.spaces.describe import AGENT_BUDGET
+
+    args = build_parser().parse_args(["agent", "serve", "--token-file", "t"])
+    assert (args.max_params, args.max_memory_gb) == (AGENT_BUDGET.max_params, AGENT_BUDGET.max_memory_gb)

@@ -44,3 +44,9 @@ class RemoteError(RuntimeFailure, ValueError):
 class BudgetError(UsageError):
     """A network, input or run larger than the configured budget (`--max-params`, `--max-memory-gb`) or the
     hard bounds on sizes: refused before anything is built (exit status 2; the agent answers 413)."""
+
+
+def brief(exc: BaseException, limit: int = 200) -> str:
+    """`exc`'s message on one line (whitespace runs, newlines included, become one space), cut at `limit`
+    characters; its type name when it has no message. For wrapping a library's error into one of ours."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__

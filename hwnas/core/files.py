@@ -6,7 +6,7 @@ side by side.
 Temp files are named `.<name>.<pid>.<random>.tmp`; one left behind by a killed process (its pid no longer
 running) is removed the next time anything writes `<name>` in that folder.
 
-Imports nothing of ours.
+Imports nothing of ours but `hwnas.core.errors`.
 """
 from __future__ import annotations
 
