@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
 
+from hwnas.core.config import option
 from hwnas.core.errors import BudgetError, UsageError, brief
 
 #: Hard bounds (inclusive) on sizes, whatever the budget: far above any network this tool is for, low enough
@@ -62,11 +64,82 @@ class SizeBudget:
 
     def validate(self) -> "SizeBudget":
         for key in ("max_params", "max_memory_gb"):
-            value = getattr(self, key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not value > 0):
-                raise BudgetError(f"--{key.replace('_', '-')} must be a positive number, got {value!r}")
+            _check_positive(key, getattr(self, key))
         return self
+
+
+def _check_positive(key: str, value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not math.isfinite(value) or not value > 0):
+        raise BudgetError(f"--{key.replace('_', '-')} must be a positive number, got {value!r}")
+
+
+@dataclass
+class RunBudget:
+    """The budget flags of a training run (`hwnas train`, `hwnas retrain`): size checked before anything is
+    built, time checked from the first training steps."""
+
+    max_params: float | None = option(500e6, help="refuse a network with more parameters than this (counted "
+                                                  "before anything is built)")
+    max_memory_gb: float | None = option(None, help="refuse a run whose estimated training memory (weights, "
+                                                    "gradients, momentum, activations at --batch-size) is above "
+                                                    "this many GB (default: this machine's memory)")
+    max_seconds: float | None = option(None, help="refuse a run whose training steps, timed over the first few "
+                                                  "and extrapolated, would take longer than this; a run past it "
+                                                  "stops after its epoch's checkpoint (default: no limit)")
+
+    def budget(self) -> SizeBudget:
+        """The size budget this run is checked against before its network is built."""
+        _check_positive("max_seconds", self.max_seconds)
+        return SizeBudget(max_params=self.max_params, max_memory_gb=self.max_memory_gb).validate()
+
+    def clock(self, total_steps: int) -> "RunClock":
+        """A `RunClock` for the `total_steps` training steps this invocation has still to run."""
+        return RunClock(self.max_seconds, total_steps)
+
+
+class RunClock:
+    """`--max-seconds` for a training run. A step's time is the median of steps 2-4 (the first warms caches
+    and allocators up); after the 4th step the rest of the run is extrapolated from it and refused above the
+    limit, before any checkpoint is written, so a refused fresh run leaves nothing. The held-out scoring
+    after each epoch is not in the estimate; at each epoch end, a run already past the limit stops after its
+    checkpoint (`--resume` continues it)."""
+
+    MEASURED = (1, 4)  # steps [1, 4): the 2nd to the 4th
+
+    def __init__(self, max_seconds: float | None, total_steps: int):
+        self.max_seconds, self.total_steps = max_seconds, int(total_steps)
+        self.start = time.perf_counter()
+        self._steps, self._last, self._times = 0, self.start, []
+
+    def step_done(self) -> None:
+        """Call after each training step; raises BudgetError when the extrapolated run is over the limit."""
+        now = time.perf_counter()
+        if self.max_seconds is None:
+            return
+        if self.MEASURED[0] <= self._steps < self.MEASURED[1]:
+            self._times.append(now - self._last)
+        self._steps += 1
+        self._last = now
+        if self._steps == self.MEASURED[1] and self._steps < self.total_steps:
+            per_step = sorted(self._times)[len(self._times) // 2]
+            estimate = now - self.start + per_step * (self.total_steps - self._steps)
+            if estimate > self.max_seconds:
+                raise BudgetError(f"the run's {self.total_steps} training steps would take about "
+                                  f"{_duration(estimate)} ({per_step:.3g} s per step over steps 2-4); the limit "
+                                  f"is {self.max_seconds:g} s (--max-seconds)")
+
+    def epoch_done(self, epoch: int, last: bool) -> None:
+        """Call after an epoch's checkpoint; raises BudgetError when the run is past the limit and not done."""
+        elapsed = time.perf_counter() - self.start
+        if self.max_seconds is not None and not last and elapsed > self.max_seconds:
+            raise BudgetError(f"stopped after epoch {epoch + 1}: {elapsed:.0f} s elapsed, over the limit of "
+                              f"{self.max_seconds:g} s (--max-seconds); --resume continues from its checkpoint")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
 
 
 def largest_path(space) -> tuple[int, ...]:

@@ -45,7 +45,7 @@ from hwnas.core.files import atomic_write_json
 from .checkpoint import load_checkpoint, save_checkpoint, rng_states, set_rng_states
 from .data import TensorBatches, load_dataset, make_splits
 from .spaces import SearchSpace, SpaceConfig, get_space, space_from_config
-from .limits import check_size
+from .limits import RunBudget, check_size
 from .trainer import _Log, check_torch_device, open_run, run_in_folder, train_epoch
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ _LATENCY = {"target": "cpu", "warmup": 10, "repeats": 50, "threads": 1}  # batch
 
 
 @dataclass(kw_only=True)
-class RetrainConfig(SpaceConfig):
+class RetrainConfig(SpaceConfig, RunBudget):
     """Everything that defines a from-scratch retraining run (the `hwnas retrain` options). The defaults are
     the short CPU recipe; the module docstring gives the full NAS-Bench-201 one."""
 
@@ -178,7 +178,7 @@ def retrain(cfg: RetrainConfig, resume: bool = False) -> dict[str, Any]:
     cfg.validate()
     space, info = get_space(cfg.space, **cfg.space_options), dataset_info(cfg.dataset)
     check_size(space, cfg.channels, cfg.cells, info.num_classes, cfg.batch_size, info.input_shape()[1:],
-               supernet=False, arch=space.parse(cfg.arch))
+               cfg.budget(), supernet=False, arch=space.parse(cfg.arch))
     out = Path(cfg.out)
     ckpt = open_run(out, CHECKPOINT, resume, "a retraining run")
     return run_in_folder(out, out / CHECKPOINT, lambda: _retrain(cfg, ckpt, out), LOG)
@@ -199,6 +199,7 @@ def _retrain(cfg: RetrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict
         start = ckpt["epoch"] + 1
         metrics.rows = list(ckpt["metrics"])
     atomic_write_json(out / "config.json", asdict(cfg))
+    clock = cfg.clock((cfg.epochs - start) * len(train_batches))
 
     loss_fn = nn.CrossEntropyLoss()
     for epoch in range(start, cfg.epochs):
@@ -214,7 +215,8 @@ def _retrain(cfg: RetrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict
             optimizer.step()
             return loss.item(), logits
         t0 = time.perf_counter()
-        done = train_epoch(train_batches, step, f"retrain epoch {epoch + 1}/{cfg.epochs}", epoch, cfg.progress)
+        done = train_epoch(train_batches, step, f"retrain epoch {epoch + 1}/{cfg.epochs}", epoch, cfg.progress,
+                           clock)
         scheduler.step()
         acc = top1_accuracy(model, test_batches)
         metrics.add({"epoch": epoch + 1, "train_loss": done["train_loss"], "train_acc": done["train_acc"],
@@ -227,6 +229,7 @@ def _retrain(cfg: RetrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict
         row = metrics.rows[-1]
         log.info("epoch %d/%d: loss %.3f train acc %.1f%% test acc %.2f%% (%.0f img/s)", epoch + 1, cfg.epochs,
                  row["train_loss"], row["train_acc"], row["test_acc"], row["images_per_s"])
+        clock.epoch_done(epoch, last=epoch + 1 == cfg.epochs)
 
     final = metrics.rows[-1]
     input_shape = (1, *test_batches.x.shape[1:])

@@ -32,7 +32,7 @@ from .bn import batch_statistics
 from .checkpoint import load_checkpoint, save_checkpoint, rng_states, set_rng_states
 from .data import SEARCH_PROTOCOLS, TensorBatches, load_dataset, make_splits
 from .few_shot import FewShotSupernet, check_split
-from .limits import SizeBudget, check_size
+from .limits import RunBudget, RunClock, check_size
 from .modes import get_mode, list_modes
 from .modes.spos import SAMPLERS, check_schedule
 from .spaces import SpaceConfig, get_space, space_from_config
@@ -48,7 +48,7 @@ _SAME_ON_RESUME = ("space", "space_options", "mode", "dataset", "channels", "cel
 
 
 @dataclass
-class TrainConfig(SpaceConfig):
+class TrainConfig(SpaceConfig, RunBudget):
     """Everything that defines a supernet training run; `hwnas train` has one flag per field."""
 
     mode: str = option("spos", help="training mode", choices=list_modes)
@@ -114,16 +114,7 @@ class TrainConfig(SpaceConfig):
     channels_last: bool = option(True, help="train in channels-last memory layout (faster convolutions on CPU, "
                                             "about 1.2x for SPOS at C=8, N=1; the same computation to float "
                                             "rounding)")
-    max_params: float = option(500e6, help="refuse a supernet with more parameters than this (counted before "
-                                           "anything is built)")
-    max_memory_gb: float | None = option(None, help="refuse a run whose estimated training memory (weights, "
-                                                    "gradients, momentum, activations at --batch-size) is above "
-                                                    "this many GB (default: this machine's memory)")
     progress: bool = option(True, help="progress bars", cli=False)
-
-    def budget(self) -> SizeBudget:
-        """The size budget this run is checked against before its supernet is built."""
-        return SizeBudget(max_params=self.max_params, max_memory_gb=self.max_memory_gb).validate()
 
     def validate(self) -> "TrainConfig":
         """Check every value, raising UsageError with one line naming the bad one and the valid ones."""
@@ -333,10 +324,12 @@ def open_run(out: Path, checkpoint: str, resume: bool, what: str = "a run") -> d
     return None
 
 
-def train_epoch(batches: TensorBatches, step, desc: str, epoch: int, progress: bool = True) -> dict[str, float]:
+def train_epoch(batches: TensorBatches, step, desc: str, epoch: int, progress: bool = True,
+                clock: RunClock | None = None) -> dict[str, float]:
     """One pass over `batches`, `step(x, y) -> (loss, logits)` updating the model on each; a progress bar
     shows running loss, accuracy and images/s. Returns train_loss, train_acc (%), images, seconds.
-    Raises FloatingPointError when the loss stops being finite."""
+    Raises FloatingPointError when the loss stops being finite, BudgetError when `clock` says the run is
+    over its time limit."""
     loss_sum = correct = seen = 0
     t0 = time.perf_counter()
     bar = tqdm(batches, desc=desc, disable=not progress, leave=False, unit="batch")
@@ -347,6 +340,8 @@ def train_epoch(batches: TensorBatches, step, desc: str, epoch: int, progress: b
         loss_sum += loss * len(y)
         correct += (logits.argmax(1) == y).sum().item()
         seen += len(y)
+        if clock is not None:
+            clock.step_done()
         bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
                         img_s=f"{seen / (time.perf_counter() - t0):.0f}")
     return {"train_loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1), "images": seen,
@@ -449,6 +444,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
         log.info("training a %s supernet on %s (%s, C=%d, N=%d) for %d epochs into %s", cfg.mode, cfg.dataset,
                  cfg.space, cfg.channels, cfg.cells, cfg.total_epochs(), out)
     atomic_write_json(out / "config.json", asdict(cfg))
+    clock = cfg.clock((cfg.total_epochs() - start) * len(batches["train"]))
 
     for epoch in range(start, cfg.total_epochs()):
         wanted, schedule_epoch = cfg.epoch_part(epoch)
@@ -479,7 +475,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
             val = next(val_iter) if val_iter else None
             val = (val[0].contiguous(memory_format=layout), val[1]) if val is not None else None
             return mode.train_step(x.contiguous(memory_format=layout), y, val)
-        done = train_epoch(batches["train"], step, label, epoch, cfg.progress)
+        done = train_epoch(batches["train"], step, label, epoch, cfg.progress, clock)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         evals = [held_out_accuracy(model, batches["held_out"], a) for a in mode.eval_archs()]
@@ -501,6 +497,7 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
         save_checkpoint(state, ckpt_path)
         log.info("epoch %d/%d: loss %.3f train acc %.1f%% held-out acc %.1f%% (%.0f img/s)", epoch + 1,
                  cfg.total_epochs(), row["train_loss"], row["train_acc"], row["val_acc"], row["images_per_s"])
+        clock.epoch_done(epoch, last=epoch + 1 == cfg.total_epochs())
 
     final = metrics.rows[-1] if metrics.rows else {}
     result = {"run": str(out), "space": cfg.space, "mode": cfg.mode, "dataset": cfg.dataset, "epochs": cfg.epochs,

@@ -145,7 +145,8 @@ def test_space_options(space, key, value, folder):
 @settings(FUZZ, max_examples=30)
 @given(key=st.sampled_from(["epochs", "channels", "cells", "batch_size", "lr", "mode", "sampler", "max_images",
                             "seed", "space", "space_options", "few_shot_edge", "latency_alpha", "held_out_images",
-                            "max_params", "max_memory_gb", "order", "weight_decay", "protocol", "unknown_key"]),
+                            "max_params", "max_memory_gb", "max_seconds", "order", "weight_decay", "protocol",
+                            "unknown_key"]),
        value=_YAML_SCALARS)
 def test_yaml_configs(key, value, folder):
     """Wrong types and ranges in a config file: one line naming the key (the data folder does not exist, so

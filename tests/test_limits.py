@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from hwnas.cli import main as cli_main
+from hwnas.core.errors import BudgetError
 from hwnas.supernet.limits import SizeBudget, check_size, estimate_size, largest_path
 from hwnas.supernet.spaces import get_space
 
@@ -116,3 +117,57 @@ def test_agent_serve_flags_default_to_the_agent_budget():
 
     args = build_parser().parse_args(["agent", "serve", "--token-file", "t"])
     assert (args.max_params, args.max_memory_gb) == (AGENT_BUDGET.max_params, AGENT_BUDGET.max_memory_gb)
+
+
+def test_the_run_clock_extrapolates_from_steps_2_to_4_and_stops_a_run_past_its_limit(monkeypatch):
+    import hwnas.supernet.limits as limits
+
+    now = [0.0]
+    monkeypatch.setattr(limits.time, "perf_counter", lambda: now[0])
+
+    def run(clock, step_seconds):
+        for seconds in step_seconds:
+            now[0] += seconds
+            clock.step_done()
+
+    # the first step (warm-up, 30 s) is in the elapsed time, not in the per-step rate: 30 + 3 + 1 x 96 = 129 s
+    run(limits.RunClock(130, 100), [30, 1, 1, 1])
+    with pytest.raises(BudgetError, match=r"100 training steps would take about 2 min \(1 s per step over steps "
+                                          r"2-4\); the limit is 120 s \(--max-seconds\)"):
+        run(limits.RunClock(120, 100), [30, 1, 1, 1])
+    with pytest.raises(BudgetError, match="1 s per step"):  # the median: one slow step does not decide
+        run(limits.RunClock(50, 100), [1, 1, 9, 1])
+    clock = limits.RunClock(10, 4)  # a run of 4 steps is never refused up front ...
+    run(clock, [5, 5, 5, 5])
+    clock.epoch_done(1, last=True)  # ... and a finished run is never stopped
+    clock = limits.RunClock(10, 40)
+    run(clock, [0.1] * 4)
+    now[0] += 20
+    with pytest.raises(BudgetError, match=r"stopped after epoch 2: 20 s elapsed.*--resume continues"):
+        clock.epoch_done(1, last=False)
+    limits.RunClock(None, 10**9).step_done()  # no limit: nothing measured
+    with pytest.raises(BudgetError, match="--max-seconds must be a positive number, got -1"):
+        limits.RunBudget(max_seconds=-1).budget()
+
+
+@pytest.mark.parametrize("command", ["train", "retrain"])
+def test_a_run_over_its_time_budget_is_refused_after_four_steps_and_leaves_nothing(command, tmp_path, data_dir,
+                                                                                    capsys):
+    out = tmp_path / "runs" / command
+    extra = ["--arch", get_space("nb201").to_str((3,) * 6)] if command == "retrain" else []
+    argv = [command, *extra, "--channels", "4", "--cells", "1", "--max-images", "512", "--batch-size", "32",
+            "--epochs", "1000", "--max-seconds", "5", "--data", str(data_dir), "--out", str(out), "--quiet"]
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the limit is 5 s (--max-seconds)" in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["lut", "build", "--lut", "x.json"], ["space", "tailor", "--space", "mobilenet",
+                                                                           "--target", "cpu"]])
+def test_budget_flags_of_commands_that_build_a_supernet(command, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli_main([*command, "--max-params", "1000"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the limit is 0.001M (--max-params)" in err[0], err
+    assert list(tmp_path.iterdir()) == []

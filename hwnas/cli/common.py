@@ -101,8 +101,8 @@ def tailored_space_options(args: argparse.Namespace, space: str, channels: int) 
 
 def net_from_args(args: argparse.Namespace, keys: list[str], size_check: bool = False):
     """(space, net options for `build_subnet`, data set) from the `add_net_options` flags, counts checked;
-    `size_check`: the supernet at these sizes checked against the default size budget too (commands that
-    build every block: `lut build`, `space tailor`)."""
+    `size_check`: the supernet at these sizes checked against the `add_budget_options` flags' budget too
+    (commands that build every block: `lut build`, `space tailor`)."""
     from hwnas.supernet.spaces import get_space
 
     cfg = config_from_args(NetConfig, args, keys)
@@ -114,7 +114,8 @@ def net_from_args(args: argparse.Namespace, keys: list[str], size_check: bool = 
     if size_check:
         from hwnas.supernet.limits import check_size
 
-        check_size(space, cfg.channels, cfg.cells, info.num_classes, 1, info.input_shape()[1:], training=False)
+        check_size(space, cfg.channels, cfg.cells, info.num_classes, 1, info.input_shape()[1:], budget_from_args(args),
+                   training=False)
     return space, {"channels": cfg.channels, "cells": cfg.cells, "num_classes": info.num_classes}, cfg.dataset
 
 

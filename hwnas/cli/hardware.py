@@ -75,6 +75,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
 def _lut_common(p: argparse.ArgumentParser, lut_help: str) -> None:
     p.add_argument("--lut", default="luts/cpu.json", help=lut_help)
     p.set_defaults(_net=add_net_options(p), _timing=add_timing_options(p))
+    add_budget_options(p, 500e6, None, "a supernet")
 
 
 def _configure_lut_build(p: argparse.ArgumentParser) -> None:

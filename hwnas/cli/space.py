@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hwnas.core.errors import UsageError
 
-from .common import add_net_options, add_timing_options, net_from_args, timing_from_args
+from .common import add_budget_options, add_net_options, add_timing_options, net_from_args, timing_from_args
 
 
 def _configure_show(p: argparse.ArgumentParser) -> None:
@@ -31,6 +31,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def _configure_tailor(p: argparse.ArgumentParser) -> None:
     p.set_defaults(_net=add_net_options(p), _timing=add_timing_options(p, repeats=20))
+    add_budget_options(p, 500e6, None, "a supernet")
     p.add_argument("--groups", type=int, default=8, help="width choices to keep per stage")
     p.add_argument("--min-expansion", type=float, default=2.0, help="smallest expanded width / width")
     p.add_argument("--max-expansion", type=float, default=8.0, help="largest expanded width / width")
