@@ -15,7 +15,7 @@ import math
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -32,6 +32,7 @@ from .bn import batch_statistics
 from .checkpoint import load_checkpoint, save_checkpoint, rng_states, set_rng_states
 from .data import SEARCH_PROTOCOLS, TensorBatches, load_dataset, make_splits
 from .few_shot import FewShotSupernet, check_split
+from .distributed import World, check_divisible, check_in_sync, gather, join, leave
 from .limits import RunBudget, RunClock, check_size
 from .modes import get_mode, list_modes
 from .modes.spos import SAMPLERS, check_schedule
@@ -44,7 +45,7 @@ LOG = "train.log"
 # Settings a resumed run must share with the checkpoint it continues (epochs may grow; out/device may move).
 _SAME_ON_RESUME = ("space", "space_options", "mode", "dataset", "channels", "cells", "max_images", "batch_size", "seed",
                    "lr", "weight_decay", "order", "arch_lr", "protocol", "sampler", "few_shot_edge", "few_shot_epochs",
-                   "distill", "schedule")
+                   "distill", "schedule", "micro_batches", "world_size")
 
 
 @dataclass
@@ -111,6 +112,12 @@ class TrainConfig(SpaceConfig, RunBudget):
     download: bool = option(False, help="download the data set if it is missing")
     device: str = option("cpu", help="torch device: cpu, cuda or cuda:N")
     held_out_images: int = option(2000, help="held-out images scored per epoch for the log")
+    micro_batches: int = option(1, help="split each batch in this many equal slices whose gradients accumulate "
+                                        "before the step: the memory of a smaller batch, the update of the whole "
+                                        "one (BatchNorm sees each slice, as each process of a torchrun job sees "
+                                        "its shard; not with --sampler fair or sandwich)")
+    world_size: int = option(1, help="processes of the torchrun job that trains the run (from WORLD_SIZE)",
+                             cli=False)
     channels_last: bool = option(True, help="train in channels-last memory layout (faster convolutions on CPU, "
                                             "about 1.2x for SPOS at C=8, N=1; the same computation to float "
                                             "rounding)")
@@ -186,6 +193,11 @@ class TrainConfig(SpaceConfig, RunBudget):
                 raise UsageError(f"--lambda-cost must be a number >= 0, got {self.lambda_cost}")
         if self.order not in (1, 2):
             raise UsageError(f"--order must be 1 or 2, got {self.order}")
+        if isinstance(self.micro_batches, bool) or not isinstance(self.micro_batches, int) or self.micro_batches < 1:
+            raise UsageError(f"--micro-batches must be an integer >= 1, got {self.micro_batches!r}")
+        if self.micro_batches > 1 and self.sampler in ("fair", "sandwich"):
+            raise UsageError(f"--micro-batches is not for --sampler {self.sampler} (it runs several paths per "
+                             "step itself); use 1")
         if self.protocol not in SEARCH_PROTOCOLS:
             raise UsageError(f"unknown protocol '{self.protocol}'; valid: {', '.join(SEARCH_PROTOCOLS)}")
         check_torch_device(self.device)
@@ -230,11 +242,13 @@ def check_torch_device(device: str) -> None:
 class _Log:
     """Epoch rows, rewritten atomically to metrics.csv each epoch."""
 
-    def __init__(self, path: Path, rows: list[dict[str, Any]] | None = None):
-        self.path, self.rows = path, rows or []
+    def __init__(self, path: Path, rows: list[dict[str, Any]] | None = None, write: bool = True):
+        self.path, self.rows, self.write = path, rows or [], write
 
     def add(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
+        if not self.write:
+            return
         cols: list[str] = []
         for r in self.rows:
             cols += [c for c in r if c not in cols]
@@ -272,7 +286,8 @@ def make_mode(cfg: TrainConfig, model: torch.nn.Module, space, optimizer, fixed:
         cost = (latency_costs(cfg.latency_table, space, cfg.seed) if cfg.latency_table
                 else flops_costs(space, cfg.channels, cfg.cells))
         spos = {"cost": cost, "cost_exponent": cfg.cost_exponent}
-    return get_mode(cfg.mode)(model, space, optimizer, seed=cfg.seed, order=cfg.order, arch_lr=cfg.arch_lr, **spos)
+    return get_mode(cfg.mode)(model, space, optimizer, seed=cfg.seed, order=cfg.order, arch_lr=cfg.arch_lr,
+                              micro_batches=cfg.micro_batches, **spos)
 
 
 def build_run(cfg: TrainConfig):
@@ -325,26 +340,30 @@ def open_run(out: Path, checkpoint: str, resume: bool, what: str = "a run") -> d
 
 
 def train_epoch(batches: TensorBatches, step, desc: str, epoch: int, progress: bool = True,
-                clock: RunClock | None = None) -> dict[str, float]:
-    """One pass over `batches`, `step(x, y) -> (loss, logits)` updating the model on each; a progress bar
-    shows running loss, accuracy and images/s. Returns train_loss, train_acc (%), images, seconds.
+                clock: RunClock | None = None, world: World = World()) -> dict[str, float]:
+    """One pass over `batches`, `step(x, y) -> (loss, logits)` updating the model on each batch (this
+    process's shard of it, under torchrun); a progress bar shows running loss, accuracy and images/s.
+    Returns train_loss, train_acc (%) of the shards, images (of every process), seconds.
     Raises FloatingPointError when the loss stops being finite, BudgetError when `clock` says the run is
     over its time limit."""
     loss_sum = correct = seen = 0
     t0 = time.perf_counter()
     bar = tqdm(batches, desc=desc, disable=not progress, leave=False, unit="batch")
     for x, y in bar:
+        x, y = world.shard(x, y)
         loss, logits = step(x, y)
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss became {loss} at epoch {epoch + 1}; lower --lr")
         loss_sum += loss * len(y)
         correct += (logits.argmax(1) == y).sum().item()
-        seen += len(y)
+        seen += len(y) * world.world_size
         if clock is not None:
             clock.step_done()
-        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}",
+        shard = seen / world.world_size
+        bar.set_postfix(loss=f"{loss_sum / shard:.3f}", acc=f"{100 * correct / shard:.1f}",
                         img_s=f"{seen / (time.perf_counter() - t0):.0f}")
-    return {"train_loss": loss_sum / max(seen, 1), "train_acc": 100 * correct / max(seen, 1), "images": seen,
+    shard = seen / world.world_size
+    return {"train_loss": loss_sum / max(shard, 1), "train_acc": 100 * correct / max(shard, 1), "images": seen,
             "seconds": time.perf_counter() - t0}
 
 
@@ -359,8 +378,12 @@ def _cycle(batches: TensorBatches, epoch: int):
 
 def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     """Train (or resume) a supernet as `cfg` says; returns the summary also written to result.json. The run
-    folder's `train.log` receives the run's log records."""
+    folder's `train.log` receives the run's log records. Under `torchrun`, every process calls this and
+    trains its shard of each batch (see `supernet.distributed`); only rank 0 writes files."""
+    world = World.from_env()
+    cfg = replace(cfg, world_size=world.world_size, device=world.device(cfg.device))
     cfg.validate()
+    check_divisible(cfg.batch_size, world, cfg.micro_batches, ("WORLD_SIZE", "--micro-batches"))
     info = dataset_info(cfg.dataset)
     check_size(get_space(cfg.space, **cfg.space_options), cfg.channels, cfg.cells, info.num_classes, cfg.batch_size,
                info.input_shape()[1:], cfg.budget())
@@ -380,7 +403,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
                     f"a {cfg.schedule} schedule")
             raise UsageError(f"{what} keeps its --epochs on resume: '{ckpt_path}' has {old['epochs']}, "
                              f"this run asks {cfg.epochs}")
-    return run_in_folder(out, ckpt_path, lambda: _train(cfg, ckpt, out))
+    joined = join(world, cfg.device)
+    try:
+        if not world.is_main:  # the other processes write nothing and show no progress bars
+            return _train(replace(cfg, progress=False), ckpt, out, world)
+        return run_in_folder(out, ckpt_path, lambda: _train(cfg, ckpt, out, world))
+    finally:
+        if joined:
+            leave()
 
 
 def run_in_folder(out: Path, ckpt_path: Path, body: Callable[[], Any], log_name: str = LOG) -> Any:
@@ -411,12 +441,12 @@ def _missing_folders(path: Path) -> list[Path]:
     return missing
 
 
-def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str, Any]:
+def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path, world: World = World()) -> dict[str, Any]:
     ckpt_path = out / CHECKPOINT
     space, model, optimizer, scheduler, mode, batches = build_run(cfg)
     start = 0
     part, split = None, None  # few-shot: the part being fine-tuned; the parent's optimizer state at the split
-    metrics = _Log(out / "metrics.csv")
+    metrics = _Log(out / "metrics.csv", write=world.is_main)
     if ckpt is not None:
         few = ckpt.get("few_shot")
         if few is not None:
@@ -437,13 +467,15 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
                 for _ in range(start):
                     scheduler.step()
         mode.load_state_dict(ckpt["mode"])
-        set_rng_states(ckpt["rng"])
+        set_rng_states(ckpt["rng_ranks"][world.rank] if world.distributed else ckpt["rng"])
         metrics.rows = list(ckpt.get("metrics", []))
         log.info("resuming %s from epoch %d of %d", ckpt_path, start + 1, cfg.total_epochs())
     else:
-        log.info("training a %s supernet on %s (%s, C=%d, N=%d) for %d epochs into %s", cfg.mode, cfg.dataset,
-                 cfg.space, cfg.channels, cfg.cells, cfg.total_epochs(), out)
-    atomic_write_json(out / "config.json", asdict(cfg))
+        log.info("training a %s supernet on %s (%s, C=%d, N=%d) for %d epochs into %s%s", cfg.mode, cfg.dataset,
+                 cfg.space, cfg.channels, cfg.cells, cfg.total_epochs(), out,
+                 f" on {world.world_size} processes" if world.distributed else "")
+    if world.is_main:
+        atomic_write_json(out / "config.json", asdict(cfg))
     clock = cfg.clock((cfg.total_epochs() - start) * len(batches["train"]))
 
     for epoch in range(start, cfg.total_epochs()):
@@ -472,10 +504,10 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
         layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
         def step(x, y):
-            val = next(val_iter) if val_iter else None
+            val = world.shard(*next(val_iter)) if val_iter else None
             val = (val[0].contiguous(memory_format=layout), val[1]) if val is not None else None
             return mode.train_step(x.contiguous(memory_format=layout), y, val)
-        done = train_epoch(batches["train"], step, label, epoch, cfg.progress, clock)
+        done = train_epoch(batches["train"], step, label, epoch, cfg.progress, clock, world)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         evals = [held_out_accuracy(model, batches["held_out"], a) for a in mode.eval_archs()]
@@ -492,9 +524,13 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
         state = {"config": asdict(cfg), "epoch": epoch, "model": model.state_dict(),
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "mode": mode.state_dict(), "rng": rng_states(), "metrics": metrics.rows}
+        if world.distributed:  # every process's own states, each restored on resume
+            state["rng_ranks"] = gather(state["rng"])
+            check_in_sync(model, mode.arch_parameters(), epoch)
         if split is not None:
             state["few_shot"] = {"edge": cfg.few_shot_edge, "choices": len(model.parts), "split": split}
-        save_checkpoint(state, ckpt_path)
+        if world.is_main:
+            save_checkpoint(state, ckpt_path)
         log.info("epoch %d/%d: loss %.3f train acc %.1f%% held-out acc %.1f%% (%.0f img/s)", epoch + 1,
                  cfg.total_epochs(), row["train_loss"], row["train_acc"], row["val_acc"], row["images_per_s"])
         clock.epoch_done(epoch, last=epoch + 1 == cfg.total_epochs())
@@ -502,6 +538,8 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path) -> dict[str
     final = metrics.rows[-1] if metrics.rows else {}
     result = {"run": str(out), "space": cfg.space, "mode": cfg.mode, "dataset": cfg.dataset, "epochs": cfg.epochs,
               "val_acc": final.get("val_acc"), "train_acc": final.get("train_acc"), **mode.summary()}
+    if not world.is_main:
+        return result
     if getattr(mode, "sampled", None):  # enas/canas: every path the controller was rewarded for
         write_sampled(out / "sampled.csv", mode)
     atomic_write_json(out / "result.json", result)

@@ -114,6 +114,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.target:
         cfg.latency_table = _target_latency_table(args, cfg)
     result = train(cfg, resume=args.resume)
+    from hwnas.supernet.distributed import World
+
+    if not World.from_env().is_main:  # under torchrun, rank 0 reports and writes what follows
+        return 0
     print(f"trained {result['mode']} supernet in {result['run']}: held-out accuracy {result['val_acc']:.2f}%")
     if result.get("derived_arch"):
         skips = (f" (identity ops on {result['skip_fraction']:.0%}, zero ops on {result.get('zero_fraction', 0):.0%} "

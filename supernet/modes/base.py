@@ -6,7 +6,8 @@ optimizer, which the trainer owns).
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from contextlib import nullcontext
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -14,6 +15,7 @@ import torch.nn.functional as F
 
 from hwnas.core.registry import Registry
 
+from .. import distributed
 from ..spaces.base import Arch, SearchSpace
 
 GRAD_CLIP = 5.0
@@ -28,14 +30,22 @@ def register_mode(name: str):
 
 
 class TrainingMode:
-    """Base class: uniform defaults; subclasses override `train_step` and, if they learn an arch, the rest."""
+    """Base class: uniform defaults; subclasses override `train_step` and, if they learn an arch, the rest.
+
+    `model` is the supernet; `replica` is what a weight step's forward pass goes through: the supernet under
+    DistributedDataParallel inside a `torchrun` job (its backward averages the weight gradients across
+    processes), the supernet itself otherwise. Architecture steps use `model` and `arch_step_ready`."""
 
     name = ""
+    uses_every_choice = False  # True: each forward pass touches every weight (a mixture: DARTS, FBNet)
     bilevel = False  # True: each step also takes a batch of the held-out split for the arch update
 
     def __init__(self, model: nn.Module, space: SearchSpace, weight_optimizer: torch.optim.Optimizer,
-                 seed: int = 0, **options: Any):
+                 seed: int = 0, micro_batches: int = 1, **options: Any):
         self.model = model
+        self.micro_batches = int(micro_batches)
+        device = next(model.parameters()).device
+        self.replica = distributed.wrap(model, str(device), find_unused=not self.uses_every_choice)
         self.space = space
         self.weight_optimizer = weight_optimizer
         self.generator = torch.Generator().manual_seed(seed)
@@ -55,8 +65,36 @@ class TrainingMode:
         """Backward, clip (norm 5) and step the network weights."""
         self.weight_optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.finish_weight_step()
+
+    def weight_step(self, x: torch.Tensor, y: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]
+                    ) -> tuple[float, torch.Tensor]:
+        """One weight step on the cross-entropy of `forward(x)`, the batch split in `micro_batches` equal
+        slices whose gradients accumulate (each slice's BatchNorm sees that slice, as each process of a
+        `torchrun` job sees its shard); returns (loss, logits)."""
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        chunks = list(zip(x.chunk(self.micro_batches), y.chunk(self.micro_batches)))
+        losses, outputs = [], []
+        for i, (xc, yc) in enumerate(chunks):
+            # DDP averages across processes once, at the last slice's backward
+            last = i == len(chunks) - 1 or not hasattr(self.replica, "no_sync")
+            with nullcontext() if last else self.replica.no_sync():
+                logits = forward(xc)
+                loss = cross_entropy(logits, yc) * (len(yc) / len(y))
+                loss.backward()
+            losses.append(loss.item())
+            outputs.append(logits.detach())
+        self.finish_weight_step()
+        return sum(losses), outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+
+    def finish_weight_step(self) -> None:
+        """Clip (norm 5) the gradients a backward left and step the network weights."""
         nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
         self.weight_optimizer.step()
+
+    def arch_step_ready(self, params: list[torch.Tensor]) -> None:
+        """Before an architecture optimizer's step: average its gradients across processes (no-op in one)."""
+        distributed.sync_grads(params)
 
     def eval_archs(self) -> list[Arch]:
         """Archs whose held-out accuracy the trainer logs each epoch."""

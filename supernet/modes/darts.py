@@ -13,6 +13,7 @@ from .base import ArchParameterMode, cross_entropy, register_mode
 class DARTS(ArchParameterMode):
     """DARTS (Liu et al., 2019): a softmax mixture of each decision's choices, first or second order."""
 
+    uses_every_choice = True
 
     def __init__(self, model, space, weight_optimizer, seed=0, order: int = 1, **options):
         super().__init__(model, space, weight_optimizer, seed=seed, **options)
@@ -34,6 +35,7 @@ class DARTS(ArchParameterMode):
         else:
             grad = self._second_order_grad(train, val)
         self.alpha.grad = grad
+        self.arch_step_ready([self.alpha])
         self.arch_optimizer.step()
 
     def _second_order_grad(self, train, val) -> torch.Tensor:
@@ -63,7 +65,5 @@ class DARTS(ArchParameterMode):
 
     def train_step(self, x, y, val=None):
         self.arch_step((x, y), val)
-        logits = self.model(x, weights=self.weights().detach())
-        loss = cross_entropy(logits, y)
-        self.weight_update(loss)
-        return loss.item(), logits.detach()
+        weights = self.weights().detach()
+        return self.weight_step(x, y, lambda xs: self.replica(xs, weights=weights))

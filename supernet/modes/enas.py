@@ -18,8 +18,9 @@ import torch
 
 from hwnas.hardware.choice_costs import ChoiceCosts
 
+from .. import distributed
 from ..controller import Controller, CostAnnealing, Reinforce, cost_reward
-from .base import TrainingMode, cross_entropy, register_mode
+from .base import TrainingMode, register_mode
 
 
 @register_mode("enas")
@@ -64,12 +65,11 @@ class ENAS(TrainingMode):
     def train_step(self, x, y, val=None):
         with torch.no_grad():
             arch, _, _ = self.controller(self.generator)
-        logits = self.model(x, arch)
-        loss = cross_entropy(logits, y)
-        self.weight_update(loss)
+        loss, logits = self.weight_step(x, y, lambda xs: self.replica(xs, arch))
         with torch.no_grad():
             probe, _, _ = self.controller(self.generator)
-            acc = float((self.model(val[0], probe).argmax(1) == val[1]).float().mean())
+            # each process scores its shard: the mean is the global batch's accuracy, the same reward everywhere
+            acc = distributed.mean(float((self.model(val[0], probe).argmax(1) == val[1]).float().mean()))
         cost = self.cost.of(probe) if self.cost is not None else float("nan")
         target = self.target()
         reward = acc if target is None else cost_reward(acc, cost, target, self.cost_exponent)
@@ -77,7 +77,7 @@ class ENAS(TrainingMode):
         self.sampled.append({"arch": list(probe), "acc": acc, "cost": cost, "target": target, "reward": reward,
                              "epoch": self.epoch})
         self._step += 1
-        return loss.item(), logits.detach()
+        return loss, logits
 
     def greedy_arch(self) -> tuple[int, ...]:
         """The controller's most likely choice at every decision (in sequence)."""

@@ -65,6 +65,8 @@ def fbnet_options(cfg, space) -> dict[str, Any]:
 class FBNet(ArchParameterMode):
     """FBNet / LuffyNet (Wu et al., CVPR 2019): a Gumbel-softmax mixture, expected latency and size in the arch loss."""
 
+    uses_every_choice = True
+
     def __init__(self, model, space, weight_optimizer, seed=0, latency: ChoiceCosts | None = None,
                  size: ChoiceCosts | None = None, size_limit_mb: float | None = None, latency_term: str = "fbnet",
                  alpha_lat: float = 0.2, beta_lat: float = 0.6, beta_size: float = 10.0, tau_start: float = 5.0,
@@ -108,12 +110,10 @@ class FBNet(ArchParameterMode):
         self._frozen = [p for d, n in enumerate(self.space.num_choices) for k in range(n)
                         for p in self.model.choice_parameters(d, k) if id(p) not in keep]
 
-    def weight_update(self, loss: torch.Tensor) -> None:
-        """The base update, with the weights of frozen choices left out (no gradient, no decay, no momentum)."""
+    def finish_weight_step(self) -> None:
+        """The base step, with the weights of frozen choices left out (no gradient, no decay, no momentum)."""
         if not self._frozen:
-            return super().weight_update(loss)
-        self.weight_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+            return super().finish_weight_step()
         for p in self._frozen:
             p.grad = None
         torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.grad is not None], GRAD_CLIP)
@@ -153,11 +153,10 @@ class FBNet(ArchParameterMode):
             self.arch_optimizer.zero_grad(set_to_none=True)
             ce = cross_entropy(self.model(val[0], weights=self.gumbel_weights()), val[1])
             self.alpha.grad = torch.autograd.grad(self.arch_loss(ce), self.alpha)[0]
+            self.arch_step_ready([self.alpha])
             self.arch_optimizer.step()
-        logits = self.model(x, weights=self.gumbel_weights().detach())
-        loss = cross_entropy(logits, y)
-        self.weight_update(loss)
-        return loss.item(), logits.detach()
+        weights = self.gumbel_weights().detach()
+        return self.weight_step(x, y, lambda xs: self.replica(xs, weights=weights))
 
     def summary(self) -> dict[str, Any]:
         arch = self.derived_arch()

@@ -35,14 +35,14 @@ class GDAS(ArchParameterMode):
         return hard, index.tolist()
 
     def train_step(self, x, y, val=None):
-        logits = self.model(x, hard=self.sample())
-        loss = cross_entropy(logits, y)
-        self.weight_update(loss)
+        hard = self.sample()
+        loss, logits = self.weight_step(x, y, lambda xs: self.replica(xs, hard=hard))
         self.arch_optimizer.zero_grad(set_to_none=True)
         val_loss = cross_entropy(self.model(val[0], hard=self.sample()), val[1])
         self.alpha.grad = torch.autograd.grad(self.arch_objective(val_loss), self.alpha)[0]
+        self.arch_step_ready([self.alpha])
         self.arch_optimizer.step()
-        return loss.item(), logits.detach()
+        return loss, logits
 
     def arch_objective(self, val_loss: torch.Tensor) -> torch.Tensor:
         """What the architecture step minimises, given the held-out batch's loss (GDAS: that loss)."""

@@ -118,15 +118,13 @@ class SPOS(TrainingMode):
 
     def train_step(self, x, y, val=None):
         if self.sampler not in ("fair", "sandwich"):
-            logits = self.model(x, self.sample_arch())
-            loss = cross_entropy(logits, y)
-            self.weight_update(loss)
-            return loss.item(), logits.detach()
+            arch = self.sample_arch()
+            return self.weight_step(x, y, lambda xs: self.replica(xs, arch))
         self.weight_optimizer.zero_grad(set_to_none=True)
         losses, first = [], None
         archs = self.fair_archs() if self.sampler == "fair" else self.sandwich_archs()
         for arch in archs:
-            logits = self.model(x, arch)
+            logits = self.replica(x, arch)
             if self.sampler == "sandwich" and self.distill and first is not None:
                 loss = soft_cross_entropy(logits, first)  # the largest path (first) teaches the others
             else:
