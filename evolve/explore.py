@@ -19,6 +19,7 @@ import pandas as pd
 
 from hwnas.core.config import option
 from hwnas.core.errors import UsageError
+from hwnas.core.workers import check_workers
 from hwnas.supernet.evaluate import ProxySettings
 from hwnas.supernet.trainer import check_torch_device
 from hwnas.supernet.zero_cost import ZeroCostSettings
@@ -86,6 +87,9 @@ class SearchConfig:
     latency_cache: str | None = option(None, help="SQLite cache of measured latencies (default: "
                                                   "$HWNAS_CACHE/latency.sqlite)")
     device: str = option("cpu", help="torch device the proxy scores subnets on: cpu or cuda")
+    workers: str | None = option(None, help="score the proxy on Dask workers: local:N (N one-thread processes "
+                                            "here) or dask://HOST:PORT (a running scheduler); scores come back "
+                                            "into this machine's cache (pip install \"hwnas[dist]\")")
     out: str | None = option(None, help="search folder for the fronts, config.yaml and search.log (default: "
                                         "fronts/<supernet name>, or fronts/oracle)")
     overwrite: bool = option(False, help="write into an --out folder that already holds a search")
@@ -114,6 +118,7 @@ class SearchConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= {2 if name == 'pop_size' else 1}, "
                                  f"got {getattr(self, name)}")
         parse_bounds(self.bounds)
+        check_workers(self.workers)
         try:
             check_torch_device(self.device)
         except UsageError as exc:
@@ -132,7 +137,7 @@ def sources_for(cfg: SearchConfig) -> Sources:
                    truth=cfg.truth, hwnasbench=cfg.hwnasbench, device_tables=cfg.device_tables, data=cfg.data,
                    device=cfg.device, net={"channels": cfg.channels, "cells": cfg.cells}, measure=cfg.measure,
                    latency_cache=cfg.latency_cache, lut=cfg.lut, agent_token_file=cfg.agent_token_file,
-                   zero_cost=cfg.zero_cost, labels=cfg.labels, progress=cfg.progress)
+                   zero_cost=cfg.zero_cost, labels=cfg.labels, progress=cfg.progress, workers=cfg.workers)
 
 
 def targets_of(cfg: SearchConfig, sources: Sources) -> list[str]:
@@ -253,15 +258,20 @@ def search_fronts(cfg: SearchConfig, sources: Sources | None = None,
     """Every target's front for a search config: {target: Front}, proxy scores cached once for all targets;
     `each(target, front)` is called as each front is found."""
     cfg.validate()
+    own = sources is None
     sources = sources or sources_for(cfg)
     fronts = {}
-    for target in targets_of(cfg, sources):
-        fronts[target] = search_target(sources, target, oracle=cfg.oracle, algorithm=cfg.algorithm,
-                                       objectives=cfg.objectives, bounds=cfg.bounds, pop_size=cfg.pop_size,
-                                       generations=cfg.generations, seed=cfg.seed, progress=cfg.progress,
-                                       accuracy=cfg.accuracy)
-        if each is not None:
-            each(target, fronts[target])
+    try:
+        for target in targets_of(cfg, sources):
+            fronts[target] = search_target(sources, target, oracle=cfg.oracle, algorithm=cfg.algorithm,
+                                           objectives=cfg.objectives, bounds=cfg.bounds, pop_size=cfg.pop_size,
+                                           generations=cfg.generations, seed=cfg.seed, progress=cfg.progress,
+                                           accuracy=cfg.accuracy)
+            if each is not None:
+                each(target, fronts[target])
+    finally:
+        if own:
+            sources.close()
     return fronts
 
 

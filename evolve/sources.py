@@ -52,7 +52,10 @@ class Sources:
                  net: dict | None = None, measure: Any = None, latency_cache: str | None = None,
                  lut: str | None = None, agent_token_file: str | None = None, proxy_cache: str | None = None,
                  zero_cost: Any = None, zero_cost_cache: str | None = None, labels: str | None = None,
-                 ranker_features: Sequence[str] | None = None, progress: bool = True):
+                 ranker_features: Sequence[str] | None = None, progress: bool = True, workers: str | None = None):
+        from hwnas.core.workers import check_workers
+
+        self.workers_spec = check_workers(workers)
         run_config = None
         if supernet is not None:
             from hwnas.supernet.trainer import load_run_config
@@ -114,7 +117,19 @@ class Sources:
         from hwnas.supernet.evaluate import ProxyEvaluator
 
         return ProxyEvaluator(self.supernet, self.proxy_settings, data=self.data, device=self.device,
-                              progress=self.progress, cache=self.proxy_cache)
+                              progress=self.progress, cache=self.proxy_cache, workers=self.workers)
+
+    @cached_property
+    def workers(self):
+        """The Dask workers the proxy scores on (`--workers`), or None to score here."""
+        from hwnas.core.workers import Workers
+
+        return Workers(self.workers_spec) if self.workers_spec else None
+
+    def close(self) -> None:
+        """Shut down what these sources started (a `local:N` Dask cluster)."""
+        if self.__dict__.get("workers") is not None:
+            self.__dict__["workers"].close()
 
     @cached_property
     def truth(self):

@@ -9,11 +9,12 @@ device's search reuse one evaluation.
 """
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -89,13 +90,17 @@ class ProxyEvaluator(CachedScorer):
 
     def __init__(self, run: str | Path, settings: ProxySettings | None = None, cache: str | Path | None = None,
                  data: str | None = None, device: str = "cpu", progress: bool = True, channels_last: bool = True,
-                 fold_bn: bool = True):
+                 fold_bn: bool = True, workers: Any = None, expect_hash: str | None = None):
         self.settings = (settings or ProxySettings()).validate()
+        self.workers = workers  # a hwnas.core.workers.Workers: missing scores computed there
         run = Path(run)
         ckpt_file = run / CHECKPOINT if run.is_dir() else run
         self.space, self.supernet, self.config = load_supernet(ckpt_file, device=device)
         self.checkpoint = str(ckpt_file)
         self.ckpt_hash = file_digest(ckpt_file)
+        if expect_hash is not None and expect_hash != self.ckpt_hash:
+            raise UsageError(f"checkpoint '{ckpt_file}' here is not the one the search scores (sha256 "
+                             f"{self.ckpt_hash[:12]}, expected {expect_hash[:12]}): give every worker the same file")
         self.cache = ResultCache(cache or default_cache_path(ckpt_file))
         self.source, self.setting, self.label = self.ckpt_hash, self.settings.key(), "proxy eval"
         self.device, self.progress = device, progress
@@ -156,6 +161,15 @@ class ProxyEvaluator(CachedScorer):
 
     def compute(self, key: str) -> float:
         return self.score(self.space.from_str(key))
+
+    def remote(self):
+        """A worker's copy: the same checkpoint (its path, checked by hash), settings and data, no cache."""
+        data = os.path.abspath(self._data) if self._data else None
+        factory = functools.partial(ProxyEvaluator, os.path.abspath(self.checkpoint), self.settings, cache=":memory:",
+                                    data=data, device=self.device, progress=False,
+                                    channels_last=self.layout == torch.channels_last, fold_bn=self.fold_bn,
+                                    expect_hash=self.ckpt_hash)
+        return factory, f"proxy {self.ckpt_hash} {self.setting} {self._data} {self.device} {self.layout} {self.fold_bn}"
 
     def accuracy(self, archs: Iterable[Arch]) -> np.ndarray:
         """Proxy accuracy (%) per arch; isomorphic archs share one cached evaluation."""

@@ -41,8 +41,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     cfg = config_from_args(SearchConfig, args, args._keys, progress=not args.quiet)
     cfg.validate()
     sources = sources_for(cfg)
-    fronts = run_search(cfg, sources)
-    _print_fronts(fronts, sources, cfg.out or cfg.default_out())
+    try:
+        fronts = run_search(cfg, sources)
+        _print_fronts(fronts, sources, cfg.out or cfg.default_out())
+    finally:
+        sources.close()
     return 0
 
 

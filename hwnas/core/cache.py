@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 
 class ResultCache:
@@ -74,6 +74,12 @@ class ResultCache:
         self._db.close()
 
 
+def _timed(compute: Callable[[str], float], key: str) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    value = float(compute(key))
+    return value, time.perf_counter() - t0
+
+
 def _chunks(keys: Sequence[str], size: int = 500):
     keys = list(keys)
     for i in range(0, len(keys), size):
@@ -99,6 +105,7 @@ class CachedScorer:
     setting: str
     label: str = "compute"
     progress: bool = True
+    workers: Any = None  # a `hwnas.core.workers.Workers`: compute missing values there (see `remote`)
 
     @cached_property
     def stats(self) -> CacheStats:
@@ -123,10 +130,18 @@ class CachedScorer:
         """The value of one key, computed (no cache)."""
         raise NotImplementedError
 
+    def remote(self) -> tuple[Callable[[], Any], str] | None:
+        """(a picklable factory building this scorer's `compute` on a worker, a token naming what it builds),
+        or None when this scorer computes here only."""
+        return None
+
     def cached(self, keys: Sequence[str]) -> list[float]:
-        """The value of every key, from the cache or computed (see `cached_values`)."""
+        """The value of every key, from the cache or computed (see `cached_values`): on `workers` when this
+        scorer has any and can be built `remote`ly, the values still stored here, by this process."""
+        remote = self.remote() if self.workers is not None else None
+        many = (lambda todo: self.workers.map(remote[0], remote[1], todo)) if remote is not None else None
         return cached_values(self.cache, self.source, self.setting, keys, self.compute, self.stats, self.label,
-                             self.progress)
+                             self.progress, many)
 
     def compute_seconds(self, keys: Sequence[str]) -> float:
         """Seconds the cached values of these keys took to compute, whenever that was."""
@@ -135,10 +150,14 @@ class CachedScorer:
 
 def cached_values(cache: ResultCache, source: str, setting: str, keys: Sequence[str],
                   compute: Callable[[str], float], stats: CacheStats | None = None, desc: str = "compute",
-                  progress: bool = True) -> list[float]:
+                  progress: bool = True,
+                  compute_many: Callable[[list[str]], Iterable[tuple[str, float, float]]] | None = None
+                  ) -> list[float]:
     """The value of every key in `keys` (repeats allowed, order kept): stored ones from `cache`, the rest
     computed one by one with `compute(key)` (in first-seen order, with a progress bar) and stored with the
-    seconds they took. `stats`, when given, is updated with hits, misses and seconds."""
+    seconds they took. `compute_many(todo)`, when given, computes them instead (elsewhere: Dask workers),
+    yielding (key, value, seconds) as each is done; each is stored as it arrives. `stats`, when given, is
+    updated with hits, misses and seconds."""
     from tqdm.auto import tqdm
 
     unique = list(dict.fromkeys(keys))
@@ -146,10 +165,11 @@ def cached_values(cache: ResultCache, source: str, setting: str, keys: Sequence[
     todo = [k for k in unique if k not in known]
     if stats is not None:
         stats.hits += len(keys) - len(todo)
-    for key in tqdm(todo, desc=desc, unit="arch", disable=not progress or not todo, leave=False):
-        t0 = time.perf_counter()
-        value = float(compute(key))
-        dt = time.perf_counter() - t0
+    done = compute_many(todo) if compute_many is not None and todo else (
+        (key, *_timed(compute, key)) for key in todo)
+    for key, value, dt in tqdm(done, total=len(todo), desc=desc, unit="arch", disable=not progress or not todo,
+                               leave=False):
+        value = float(value)
         cache.put(source, setting, key, value, dt)
         known[key] = value
         if stats is not None:
