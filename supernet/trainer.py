@@ -32,7 +32,7 @@ from .bn import batch_statistics
 from .checkpoint import load_checkpoint, save_checkpoint, rng_states, set_rng_states
 from .data import SEARCH_PROTOCOLS, TensorBatches, load_dataset, make_splits
 from .few_shot import FewShotSupernet, check_split
-from .distributed import World, check_divisible, check_in_sync, gather, join, leave
+from .distributed import World, barrier, check_divisible, check_in_sync, gather, join, leave
 from .limits import RunBudget, RunClock, check_size
 from .modes import get_mode, list_modes
 from .modes.spos import SAMPLERS, check_schedule
@@ -406,8 +406,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
     joined = join(world, cfg.device)
     try:
         if not world.is_main:  # the other processes write nothing and show no progress bars
-            return _train(replace(cfg, progress=False), ckpt, out, world)
-        return run_in_folder(out, ckpt_path, lambda: _train(cfg, ckpt, out, world))
+            result = _train(replace(cfg, progress=False), ckpt, out, world)
+        else:
+            result = run_in_folder(out, ckpt_path, lambda: _train(cfg, ckpt, out, world))
+        barrier()  # every process done (rank 0 has written its results) before the group is torn down
+        return result
     finally:
         if joined:
             leave()
