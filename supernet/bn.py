@@ -6,12 +6,31 @@ from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 BN_MODES = ("recalibrate", "batch", "inherit")
 
 
 def _bns(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def scaled_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """`scale * bn(x)` in one BatchNorm kernel: the scalar `scale` (a DARTS or GDAS op weight) becomes the
+    per-channel affine weight (times bn's own, if any), so no separate multiplication runs forward or backward;
+    dL/dscale comes out of BatchNorm's weight gradient. Running statistics, momentum and train/eval behave as
+    in `bn(x)` (the same logic as `torch.nn.modules.batchnorm._BatchNorm.forward`)."""
+    momentum = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
+    keep = not bn.training or bn.track_running_stats
+    # contiguous: the CPU channels-last kernels read a stride-0 (expanded) weight wrongly (NaN losses)
+    weight = scale.expand(x.shape[1]).contiguous() if bn.weight is None else bn.weight * scale
+    bias = None if bn.bias is None else bn.bias * scale
+    return F.batch_norm(x, bn.running_mean if keep else None, bn.running_var if keep else None, weight, bias,
+                        use_batch, momentum, bn.eps)
 
 
 @contextmanager

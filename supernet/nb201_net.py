@@ -22,10 +22,20 @@ import torch.nn as nn
 
 from hwnas.core.errors import UsageError
 
-from .ops import NB201_OPS, ResidualReduction, make_op
+from .ops import NB201_OPS, AvgPool3x3, ReLUConvBN, ResidualReduction, make_op
 
 EDGES = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))  # official edge order: (source, target)
 NONE = 0
+
+#: Exact speed-ups of the forward passes (the same function, losses and gradients to float rounding), each
+#: measured alone in `benchmarks/results/train_speed.md` (`python -m hwnas.benchmarks.train_speed`):
+#:   shared_relu     a node's ReLU computed once for all the convolutions it feeds (ops are ReLU-Conv-BN)
+#:   scaled_bn       a mixture weight times a conv op folded into that op's BatchNorm as its affine weight,
+#:                   and times the pooling op into its inverse-count map (DARTS, FBNet, GDAS)
+#:   sum_from_first  sums start from their first term, not from 0 (`0 + t` is a full pass over t)
+#:   scalar_none     GDAS: a sampled `none` contributes its straight-through scalar, not `h * 0`
+#: `NB201Network.speedups` selects them: all by default, `frozenset()` for the plain path.
+SPEEDUPS = frozenset({"shared_relu", "scaled_bn", "sum_from_first", "scalar_none"})
 
 
 def live_edges(arch: Sequence[int]) -> list[int]:
@@ -74,43 +84,77 @@ class Edge(nn.Module):
 
 
 class Cell(nn.Module):
-    """One NB201 cell; edges hold all ops (supernet) or one op each (subnet)."""
+    """One NB201 cell; edges hold all ops (supernet) or one op each (subnet). `speedups`: see `SPEEDUPS`."""
 
     def __init__(self, channels: int, ops_per_edge: Sequence[Sequence[str]], affine: bool, track: bool):
         super().__init__()
         self.edges = nn.ModuleList(Edge(channels, names, affine, track) for names in ops_per_edge)
+        self.speedups = SPEEDUPS
+
+    def _run(self, e: int, k: int, h: torch.Tensor, relu: dict, s: int, scale: torch.Tensor | None = None
+             ) -> torch.Tensor:
+        """Op `k` of edge `e` on node `s`'s value `h` (times `scale`, when given); `relu` holds the node ReLUs
+        already computed (shared_relu)."""
+        op = self.edges[e].ops[NB201_OPS[k]]
+        fold = scale is not None and "scaled_bn" in self.speedups
+        if isinstance(op, ReLUConvBN) and ("shared_relu" in self.speedups or fold):
+            shared = "shared_relu" in self.speedups
+            if shared and s not in relu:
+                relu[s] = torch.relu(h)
+            y = op(relu[s] if shared else h, activated=shared, scale=scale if fold else None)
+            if fold:
+                return y
+        elif fold and isinstance(op, AvgPool3x3):
+            return op(h, scale=scale)
+        else:
+            y = op(h)
+        return y if scale is None else scale * y
+
+    def _sum(self, terms) -> torch.Tensor | int:
+        terms = list(terms)
+        if "sum_from_first" in self.speedups and terms:
+            total = terms[0]
+            for t in terms[1:]:
+                total = total + t
+            return total
+        return sum(terms)
 
     def forward_path(self, x: torch.Tensor, arch: Sequence[int], live: Sequence[int]) -> torch.Tensor:
         nodes: list[torch.Tensor | None] = [x, None, None, None]
+        relu: dict = {}
         for e in live:
             s, t = EDGES[e]
-            y = self.edges[e](nodes[s], arch[e])
+            y = self._run(e, arch[e], nodes[s], relu, s)
             nodes[t] = y if nodes[t] is None else nodes[t] + y
         return nodes[3] if nodes[3] is not None else torch.zeros_like(x)
 
     def _dense(self, x: torch.Tensor, edge_output) -> torch.Tensor:
-        """Every edge contributes `edge_output(e, input)`; used by the mixture and hard-Gumbel forwards."""
-        nodes = [x]
+        """Every edge contributes `edge_output(e, s, input, relu)`; used by the mixture and hard-Gumbel
+        forwards."""
+        nodes, relu = [x], {}
         for j in (1, 2, 3):
-            total = 0
-            for e, (s, t) in enumerate(EDGES):
-                if t == j:
-                    total = total + edge_output(e, nodes[s])
+            total = self._sum(edge_output(e, s, nodes[s], relu) for e, (s, t) in enumerate(EDGES) if t == j)
+            if torch.is_tensor(total) and total.dim() == 0:  # only scalars (sampled `none`s) reached node j
+                total = total + torch.zeros_like(x)
             nodes.append(total if torch.is_tensor(total) else torch.zeros_like(x))
         return nodes[3]
 
     def forward_mixture(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        def mix(e, h):
-            return sum(weights[e, k] * self.edges[e].ops[name](h) for k, name in enumerate(NB201_OPS) if name != "none")
+        def mix(e, s, h, relu):
+            return self._sum(self._run(e, k, h, relu, s, weights[e, k]) for k, name in enumerate(NB201_OPS)
+                             if name != "none")
         return self._dense(x, mix)
 
     def forward_hard(self, x: torch.Tensor, hard: torch.Tensor, index: Sequence[int]) -> torch.Tensor:
-        def one_op(e, h):
+        def one_op(e, s, h, relu):
             k = int(index[e])
             # The other ops' weights are 0 in value but carry GDAS' straight-through gradient.
             rest = hard[e].sum() - hard[e, k]
-            y = h * 0 if k == NONE else self.edges[e](h, k)
-            return hard[e, k] * y + rest
+            if k == NONE:
+                if "scalar_none" in self.speedups:  # hard * 0 has the gradient of hard * (h * 0): zero
+                    return hard[e, k] * 0 + rest
+                return hard[e, k] * (h * 0) + rest
+            return self._run(e, k, h, relu, s, hard[e, k]) + rest
         return self._dense(x, one_op)
 
 
@@ -139,6 +183,20 @@ class NB201Network(nn.Module):
         self.head = nn.Sequential(nn.BatchNorm2d(C), nn.ReLU(inplace=False))
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(C, num_classes)
+
+    @property
+    def speedups(self) -> frozenset:
+        """The `SPEEDUPS` this network's cells use (all by default; `frozenset()`: the plain path)."""
+        return next((m.speedups for m in self.layers if isinstance(m, Cell)), SPEEDUPS)
+
+    @speedups.setter
+    def speedups(self, names) -> None:
+        names = frozenset(names)
+        if names - SPEEDUPS:
+            raise UsageError(f"unknown speed-up {sorted(names - SPEEDUPS)[0]!r}; valid: {', '.join(sorted(SPEEDUPS))}")
+        for m in self.layers:
+            if isinstance(m, Cell):
+                m.speedups = names
 
     def choice_parameters(self, decision: int, choice: int) -> list[nn.Parameter]:
         """The weights only choice `choice` of edge `decision` uses (that op in every cell; none for

@@ -15,7 +15,9 @@ NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3
 
 
 class ReLUConvBN(nn.Sequential):
-    """ReLU -> Conv(k, stride) -> BatchNorm."""
+    """ReLU -> Conv(k, stride) -> BatchNorm. `forward(x, activated=True)` takes an input whose ReLU is already
+    computed (a node's ReLU shared by the convolutions it feeds); `scale` returns `scale` times the output,
+    folded into the BatchNorm (`supernet.bn.scaled_batch_norm`)."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, affine: bool = True,
                  track_running_stats: bool = True):
@@ -24,6 +26,14 @@ class ReLUConvBN(nn.Sequential):
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=not affine),
             nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track_running_stats),
         )
+
+    def forward(self, x: torch.Tensor, activated: bool = False, scale: torch.Tensor | None = None) -> torch.Tensor:
+        y = self[1](x if activated else self[0](x))
+        if scale is None:
+            return self[2](y)
+        from .bn import scaled_batch_norm
+
+        return scaled_batch_norm(self[2], y, scale)
 
 
 def make_op(name: str, channels: int, affine: bool = True, track_running_stats: bool = True) -> nn.Module:
@@ -65,12 +75,16 @@ class AvgPool3x3(nn.Module):
             self._consts[key] = (kernel, count.reciprocal())
         return self._consts[key]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """The pooled `x`; with `scale` (a scalar tensor), `scale` times it, the scalar folded into the small
+        inverse-count map instead of a pass over the output (a DARTS op weight)."""
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
             # Exports (TorchScript, ONNX) carry the standard pooling op that deployment tools know.
-            return F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+            y = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+            return y if scale is None else y * scale
         kernel, inverse_count = self._constants(x)
-        return F.conv2d(x, kernel, padding=1, groups=x.shape[1]) * inverse_count
+        return F.conv2d(x, kernel, padding=1, groups=x.shape[1]) * (
+            inverse_count if scale is None else inverse_count * scale)
 
 
 class ResidualReduction(nn.Module):
