@@ -267,6 +267,8 @@ def _report(rows: list[dict], args: argparse.Namespace) -> str:
     lines = [
         "# Supernet training speed per mode, beside the reference implementation",
         "",
+        f"- command: `{command}`",
+        "",
         f"NB201 supernet, C={args.channels}, N={args.cells} cells per stage, batch {args.batch_size}, channels-last "
         f"for both; {args.warmup} warm-up steps, then at least {args.steps} timed steps and {args.min_seconds:g} s "
         "per row. A step is what one training batch costs: the weight step, plus for DARTS and GDAS the "
@@ -299,7 +301,6 @@ def _report(rows: list[dict], args: argparse.Namespace) -> str:
         f"- load average (1, 5, 15 min) at the start: {args.load_start}; at the end: {_load()}",
         f"- data: {data}",
         f"- reference: {_reference_version(args.reference_src)}",
-        f"- command: `{command}`",
         "",
     ]
     return "\n".join(lines)

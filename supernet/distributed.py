@@ -115,11 +115,6 @@ def wrap(model: torch.nn.Module, device: str, find_unused: bool = True) -> torch
     return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=find_unused)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The network inside a DDP wrapper (or `model` itself)."""
-    return getattr(model, "module", model)
-
-
 def sync_grads(params: Iterable[torch.Tensor]) -> None:
     """Average the `.grad` of `params` across ranks, as DDP does for the weights (no-op in one process).
     Every rank must hold a grad for the same parameters."""
@@ -180,5 +175,5 @@ def check_divisible(batch_size: int, world: World, micro_batches: int = 1, names
                          "and micro-batch takes an equal slice of the global batch)")
 
 
-__all__ = ["World", "join", "leave", "active", "wrap", "unwrap", "sync_grads", "mean", "gather", "barrier",
+__all__ = ["World", "join", "leave", "active", "wrap", "sync_grads", "mean", "gather", "barrier",
            "check_divisible", "check_in_sync"]

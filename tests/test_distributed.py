@@ -19,12 +19,13 @@ from hwnas.supernet.trainer import TrainConfig, train
 
 TINY = ["--channels", "4", "--cells", "1", "--batch-size", "64", "--quiet"]
 
-# Rank 1 records every file it opens for writing, renames or creates under the run folder (Python's audit
-# hooks see each one), so a test can tell that only rank 0 writes.
+# Each rank records every file it opens for writing, renames or creates under the run folder (Python's audit
+# hooks see each one) in writes_rank<R>.txt, so a test can tell that rank 0 writes and rank 1 does not.
 _AUDIT = '''
 import os, sys
-if os.environ.get("RANK", "0") != "0":
-    _watch, _log = os.environ["HWNAS_TEST_WATCH"], os.environ["HWNAS_TEST_AUDIT"]
+if "RANK" in os.environ:
+    _watch = os.environ["HWNAS_TEST_WATCH"]
+    _log = os.path.join(os.environ["HWNAS_TEST_AUDIT"], "writes_rank" + os.environ["RANK"] + ".txt")
     def _hook(event, args):
         if event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
             path, mode, flags = (list(args) + [None, 0])[:3]
@@ -47,7 +48,7 @@ def torchrun(args: list[str], tmp_path: Path, data_dir: Path, watch: Path, wait:
     (site / "sitecustomize.py").write_text(_AUDIT)
     repo = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(site), str(repo)]),
-           "HWNAS_TEST_WATCH": str(watch), "HWNAS_TEST_AUDIT": str(tmp_path / "rank1_writes.txt")}
+           "HWNAS_TEST_WATCH": str(watch), "HWNAS_TEST_AUDIT": str(tmp_path)}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
            "-m", "hwnas", "train", *args, "--data", str(data_dir)]
     proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -57,6 +58,13 @@ def torchrun(args: list[str], tmp_path: Path, data_dir: Path, watch: Path, wait:
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     return out
+
+
+def assert_only_rank0_wrote(tmp_path: Path) -> None:
+    """Rank 0's audit saw its checkpoint written (the hook works); rank 1's saw no write at all."""
+    rank0 = tmp_path / "writes_rank0.txt"
+    assert rank0.is_file() and "supernet.pt" in rank0.read_text()
+    assert not (tmp_path / "writes_rank1.txt").exists()
 
 
 def parameters(run: Path) -> dict[str, torch.Tensor]:
@@ -88,7 +96,7 @@ def test_two_processes_train_what_one_process_trains_with_two_micro_batches(tmp_
     assert max(float((a[k] - init[k]).abs().max()) for k in a) > 1e-3
     config = json.loads((two / "config.json").read_text())
     assert config["world_size"] == 2 and json.loads((one / "config.json").read_text())["world_size"] == 1
-    assert not (tmp_path / "rank1_writes.txt").exists()  # only rank 0 wrote into the run folder
+    assert_only_rank0_wrote(tmp_path)
     assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
 
 
@@ -117,7 +125,7 @@ def test_a_killed_and_resumed_two_process_run_equals_an_uninterrupted_one(tmp_pa
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     assert torch.equal(a["mode"]["generator"], b["mode"]["generator"])
     assert len(a["rng_ranks"]) == 2
-    assert not (tmp_path / "rank1_writes.txt").exists()
+    assert_only_rank0_wrote(tmp_path)
 
 
 @pytest.mark.parametrize("mode", ["darts", "gdas", "enas"])

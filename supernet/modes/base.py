@@ -61,12 +61,6 @@ class TrainingMode:
         """Update on one batch; returns (loss, logits)."""
         raise NotImplementedError
 
-    def weight_update(self, loss: torch.Tensor) -> None:
-        """Backward, clip (norm 5) and step the network weights."""
-        self.weight_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.finish_weight_step()
-
     def weight_step(self, x: torch.Tensor, y: torch.Tensor, forward: Callable[[torch.Tensor], torch.Tensor]
                     ) -> tuple[float, torch.Tensor]:
         """One weight step on the cross-entropy of `forward(x)`, the batch split in `micro_batches` equal

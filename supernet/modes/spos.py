@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from hwnas.core.errors import UsageError
 
-from .base import GRAD_CLIP, TrainingMode, as_arch, cross_entropy, fixed_panel, register_mode
+from .base import TrainingMode, as_arch, cross_entropy, fixed_panel, register_mode
 
 SAMPLERS = ("uniform", "canonical", "fair", "sandwich")
 SCHEDULES = ("none", "progressive")
@@ -132,8 +132,7 @@ class SPOS(TrainingMode):
             loss.backward()
             losses.append(loss.item())
             first = logits.detach() if first is None else first
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
-        self.weight_optimizer.step()
+        self.finish_weight_step()
         return sum(losses) / len(losses), first
 
     def eval_archs(self):
