@@ -479,7 +479,9 @@ def _train(cfg: TrainConfig, ckpt: dict[str, Any] | None, out: Path, world: Worl
                  f" on {world.world_size} processes" if world.distributed else "")
     if world.is_main:
         atomic_write_json(out / "config.json", asdict(cfg))
-    clock = cfg.clock((cfg.total_epochs() - start) * len(batches["train"]))
+    # Rank 0 alone keeps the time budget: it decides once for the job and, failing, removes its run folder; the
+    # other processes then end with the job (each timing itself could refuse on one rank only).
+    clock = cfg.clock((cfg.total_epochs() - start) * len(batches["train"])) if world.is_main else RunClock(None, 0)
 
     for epoch in range(start, cfg.total_epochs()):
         wanted, schedule_epoch = cfg.epoch_part(epoch)

@@ -149,6 +149,16 @@ def test_a_global_batch_that_does_not_split_evenly_is_one_line(tmp_path, data_di
     assert not (tmp_path / "x").exists()
 
 
+def test_a_distributed_run_over_its_time_budget_fails_and_leaves_nothing(tmp_path, data_dir):
+    out = tmp_path / "slow"
+    proc = torchrun([*TINY, "--max-images", "512", "--epochs", "1000", "--max-seconds", "5", "--out", str(out)],
+                    tmp_path, data_dir, out, wait=False)
+    log, _ = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "the limit is 5 s (--max-seconds)" in log
+    assert not out.exists()
+
+
 def test_micro_batches_leave_a_one_slice_run_unchanged_and_are_checked(tmp_path, data_dir):
     """--micro-batches 1 is today's step exactly (bit for bit), and a bad value is refused."""
     runs = []
